@@ -1,0 +1,190 @@
+"""Results per second through the durable outbox into a real Mosquitto, beside bare paho QoS 1, in one run.
+
+    python -m bench.outbox_throughput [--messages 20000] [--batch 64] [--json out.json]
+
+Starts its own Mosquitto on a free loopback port. Each leg publishes the same ~300-byte result
+payloads and waits until a subscriber has received every one:
+- bare paho: publish(qos=1) in a loop, as fast as paho takes them (nothing survives a restart);
+- outbox: put_many() commits each batch to SQLite (WAL) before the forwarder sends it, and rows are
+  deleted after PUBACK (a batch is what one sensor inference over queued windows produces);
+- outbox, one result per commit: the worst case of a camera pipeline that commits every frame.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import CollectorRegistry
+
+from edge_agent import messages as m
+from edge_agent.config import MqttConfig, OutboxConfig
+from edge_agent.forwarder import Forwarder
+from edge_agent.metrics import AgentMetrics
+from edge_agent.mqtt import MqttLink
+from edge_agent.outbox import Outbox
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Counter:
+    """A subscriber counting what arrives on a topic."""
+
+    def __init__(self, port: int, topic: str) -> None:
+        self.count = 0
+        self.done = threading.Event()
+        self.target = 0
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self.client.on_message = self._on_message
+        self.client.connect("127.0.0.1", port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        time.sleep(0.3)
+
+    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
+        self.count += 1
+        if self.count >= self.target:
+            self.done.set()
+
+    def expect(self, n: int) -> None:
+        self.count, self.target = 0, n
+        self.done.clear()
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def payloads(n: int) -> list[bytes]:
+    now = datetime.now(timezone.utc)
+    out = []
+    for i in range(n):
+        msg = m.ResultMessage(
+            seq=i,
+            site="bench",
+            device_id="dev",
+            captured_at=now,
+            pipeline="pump",
+            model="sensor-anomaly@1",
+            timing=m.Timing(preprocess_ms=0.01, inference_ms=0.05, decode_ms=0.0, logic_ms=0.01, total_ms=0.07),
+            data=m.SensorAnomalyData(score=0.1, threshold=1.0, anomalous=False, window_start=now, window_end=now),
+        )
+        out.append(m.serialize_for_store(msg))
+    return out
+
+
+def bare_paho(port: int, topic: str, data: list[bytes], counter: Counter) -> float:
+    client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    client.max_inflight_messages_set(256)
+    client.connect("127.0.0.1", port)
+    client.loop_start()
+    counter.expect(len(data))
+    start = time.perf_counter()
+    for body in data:
+        client.publish(topic, body, qos=1)
+    counter.done.wait(120)
+    elapsed = time.perf_counter() - start
+    client.loop_stop()
+    client.disconnect()
+    return len(data) / elapsed
+
+
+def through_outbox(port: int, topic: str, data: list[bytes], counter: Counter, batch: int, folder: Path) -> float:
+    metrics = AgentMetrics(CollectorRegistry())
+    outbox = Outbox(OutboxConfig(path=folder / f"outbox-{batch}.db", max_rows=10_000_000), metrics)
+    config = MqttConfig(host="127.0.0.1", port=port, max_inflight=256)
+    link = MqttLink(config, f"bench-{batch}", metrics, ("bench/status", b"offline"))
+    forwarder = Forwarder(outbox, link, config.max_inflight)
+    link.start()
+    forwarder.start()
+    link.connected.wait(10)
+    counter.expect(len(data))
+    start = time.perf_counter()
+    for i in range(0, len(data), batch):
+        outbox.put_many([(topic, body) for body in data[i : i + batch]])
+    counter.done.wait(120)
+    elapsed = time.perf_counter() - start
+    deadline = time.monotonic() + 10
+    while outbox.backlog and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbox.backlog == 0, "every message acknowledged and deleted"
+    forwarder.stop()
+    forwarder.join(5)
+    link.stop()
+    outbox.close()
+    return len(data) / elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3, help="alternate the legs this many times; medians reported")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "m.conf").write_text(
+            f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 0\n"
+            "max_queued_messages 0\nuser root\n"
+        )
+        broker = subprocess.Popen(
+            [binary, "-c", str(folder / "m.conf")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        time.sleep(0.5)
+        topic = "edge/v1/bench/dev/sensor_anomaly/result"
+        counter = Counter(port, topic)
+        data = payloads(args.messages)
+        legs: dict[str, list[float]] = {"bare_paho_qos1": [], f"outbox_batch_{args.batch}": [], "outbox_batch_1": []}
+        try:
+            for _ in range(args.rounds):
+                legs["bare_paho_qos1"].append(bare_paho(port, topic, data, counter))
+                legs[f"outbox_batch_{args.batch}"].append(
+                    through_outbox(port, topic, data, counter, args.batch, folder)
+                )
+                legs["outbox_batch_1"].append(
+                    through_outbox(port, topic, data[: args.messages // 4], counter, 1, folder)
+                )
+        finally:
+            counter.stop()
+            broker.terminate()
+    med = {k: sorted(v)[len(v) // 2] for k, v in legs.items()}
+    result = {
+        "messages": args.messages,
+        "payload_bytes": len(data[0]),
+        "rounds": args.rounds,
+        "per_second": med,
+        "ratio_outbox_batched_to_bare": med[f"outbox_batch_{args.batch}"] / med["bare_paho_qos1"],
+        "ratio_outbox_single_to_bare": med["outbox_batch_1"] / med["bare_paho_qos1"],
+        "all": legs,
+    }
+    for k, v in med.items():
+        print(f"{k:<22} {v:>10,.0f} results/s")
+    print(
+        f"outbox (batch {args.batch}) / bare paho: {result['ratio_outbox_batched_to_bare']:.2f}; "
+        f"outbox (batch 1) / bare paho: {result['ratio_outbox_single_to_bare']:.2f}"
+    )
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

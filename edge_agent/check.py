@@ -1,0 +1,72 @@
+"""`edge-agent check`: the config's structure, then what it points at (models, hashes, files)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge_agent.config import AgentConfig
+from edge_agent.config_loader import Loc, load_config, read_yaml
+from edge_agent.errors import ConfigError, ConfigIssue, EdgeAgentError
+from edge_agent.runtime.manifest import load_manifest, verify_file
+from edge_agent.runtime.registry import BACKENDS, pick_variant
+
+
+def check_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfig:
+    """Validate the config and everything it references; raise ConfigError with every problem found."""
+    config = load_config(path, environ)
+    _, lines = read_yaml(path)
+    issues: list[ConfigIssue] = []
+    for index, pipeline in enumerate(config.pipelines):
+        issues += _check_model(index, pipeline.model, lines)
+        issues += _check_source(index, pipeline.source, lines)
+    if issues:
+        raise ConfigError(str(path), issues)
+    return config
+
+
+def _line(lines: dict[Loc, int], loc: Loc) -> int | None:
+    return next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+
+
+def _check_model(index: int, ref: Any, lines: dict[Loc, int]) -> list[ConfigIssue]:
+    loc: Loc = ("pipelines", index, "model", "path")
+    try:
+        manifest = load_manifest(ref.path)
+        variant = pick_variant(manifest, ref.variant, ref.runtime.kind)
+        _, entry, _ = verify_file(ref.path, manifest, variant)
+    except EdgeAgentError as exc:
+        hint = "run `edge-agent models list` to see the installed models"
+        return [ConfigIssue(".".join(map(str, loc)), str(exc), _line(lines, loc), hint)]
+    expected = BACKENDS[ref.runtime.kind][2]
+    if entry.format != expected:
+        loc = ("pipelines", index, "model", "variant")
+        return [
+            ConfigIssue(
+                ".".join(map(str, loc)),
+                f"variant {variant!r} is a {entry.format} file; runtime {ref.runtime.kind!r} reads {expected}",
+                _line(lines, loc),
+                f"choose one of: {', '.join(k for k, f in manifest.files.items() if f.format == expected)}",
+            )
+        ]
+    return []
+
+
+def _check_source(index: int, source: Any, lines: dict[Loc, int]) -> list[ConfigIssue]:
+    for field, must_be_dir in (("path", source.kind == "folder"), ("file", False)):
+        value = getattr(source, field, None)
+        if not isinstance(value, Path):
+            continue
+        ok = value.is_dir() if must_be_dir else value.is_file()
+        if not ok:
+            loc: Loc = ("pipelines", index, "source", field)
+            what = "folder" if must_be_dir else "file"
+            return [
+                ConfigIssue(
+                    ".".join(map(str, loc)),
+                    f"{what} {value} not found",
+                    _line(lines, loc),
+                    "paths are relative to the config file's folder",
+                )
+            ]
+    return []

@@ -1,0 +1,158 @@
+"""`edge-agent demo`: the bundled models on sample inputs, an embedded broker, and what an operator would see."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent.broker import EmbeddedBroker, free_port
+from edge_agent.check import check_config
+from edge_agent.config import MqttConfig
+
+logger = logging.getLogger(__name__)
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo.yaml"
+
+
+class OperatorView:
+    """A plain MQTT subscriber printing events and a line of figures per result topic every few seconds."""
+
+    def __init__(self, host: str, port: int, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self.counts: dict[str, int] = {}
+        self.events = 0
+        self._last: dict[str, float] = {}
+        self._client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=f"demo-view-{os.getpid()}", protocol=paho.MQTTv311
+        )
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.subscribe("edge/v1/#", qos=1)
+        self._client.loop_start()
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        leaf = "/".join(msg.topic.split("/")[4:])
+        key = leaf.split("/snapshot/")[0]
+        self.counts[key] = self.counts.get(key, 0) + 1
+        if "/snapshot/" in leaf:
+            print(f"  snapshot  {leaf} ({len(msg.payload)} bytes JPEG)", flush=True)
+            return
+        try:
+            body = json.loads(msg.payload)
+        except ValueError:
+            return
+        if leaf.endswith("/event"):
+            self.events += 1
+            replay = " (replayed)" if body.get("replayed") else ""
+            print(
+                f"  EVENT     {body['task']}: {body['event']} on {body['subject']} {body.get('details', {})}{replay}",
+                flush=True,
+            )
+        elif leaf.endswith("/result") and time.monotonic() - self._last.get(leaf, 0) >= self.every_s:
+            self._last[leaf] = time.monotonic()
+            print(f"  result    {leaf}: {summarise(body)}", flush=True)
+        elif leaf == "metrics":
+            for p in body.get("pipelines", []):
+                if not p["count"]:
+                    continue
+                print(
+                    f"  metrics   {p['pipeline']}: p95 {p['p95_ms']:.1f} ms, {p['under_target_ratio']:.0%} under "
+                    f"{p['target_ms']:.0f} ms, {p['items']} items",
+                    flush=True,
+                )
+
+    def stop(self) -> None:
+        self._client.loop_stop()
+        self._client.disconnect()
+
+
+def summarise(body: dict[str, Any]) -> str:
+    data = body.get("data", {})
+    task = data.get("task")
+    if task == "shelf":
+        return ", ".join(
+            f"{z['zone']}={z['count']}{'' if z['state'] == 'ok' else ' (' + z['state'] + ')'}" for z in data["zones"]
+        )
+    if task == "defect":
+        return f"item {data['item_id']} {'PASS' if data['passed'] else 'FAIL'} score {data['score']:.3f}"
+    if task == "sensor_anomaly":
+        return f"score {data['score']:.3f} / {data['threshold']:.3f} {'ANOMALY' if data['anomalous'] else 'normal'}"
+    return json.dumps(data)[:120]
+
+
+def start_service(host: str, port: int) -> subprocess.Popen[bytes] | None:
+    """roi_service beside the agent, when it is installed (extra `cloud`), on its own SQLite file."""
+    exe = shutil.which("roi-service") or str(Path(sys.executable).parent / "roi-service")
+    if not Path(exe).exists():
+        logger.info("roi_service is not installed (pip install -e '.[cloud]'); the demo runs without it")
+        return None
+    http_port = int(os.environ.get("ROI_DEMO_PORT", "8080"))
+    if not _port_free(http_port):
+        http_port = free_port()
+    Path("var").mkdir(exist_ok=True)
+    env = {
+        **os.environ,
+        "ROI_MQTT_HOST": host,
+        "ROI_MQTT_PORT": str(port),
+        "ROI_TOKEN": os.environ.get("ROI_TOKEN", "demo-token"),
+        "ROI_DATABASE_URL": os.environ.get("ROI_DATABASE_URL", "sqlite:///var/roi-demo.db"),
+    }
+    subprocess.run([exe, "migrate"], env=env, check=False, capture_output=True)
+    proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(http_port)], env=env)
+    print(f"roi_service dashboard: http://127.0.0.1:{http_port}/ (token: {env['ROI_TOKEN']})", flush=True)
+    return proc
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def run_demo(config_path: Path | None, seconds: float, with_service: bool = True) -> int:
+    from edge_agent.cli import run_app
+
+    path = config_path or DEFAULT_CONFIG
+    config = check_config(path)
+    broker = None
+    if config.mqtt is None:
+        broker = EmbeddedBroker(free_port())
+        broker.start()
+        config.mqtt = MqttConfig(host=broker.host, port=broker.port, protocol="3.1.1")
+        print(f"demo: no broker in {path.name}, started an embedded one on {broker.host}:{broker.port}", flush=True)
+    assert config.mqtt is not None
+    service = start_service(config.mqtt.host, config.mqtt.port) if with_service else None
+    view = OperatorView(config.mqtt.host, config.mqtt.port)
+    print(
+        f"demo: {len(config.pipelines)} pipeline(s) for up to {seconds:g}s; watching edge/v1/# as an operator would",
+        flush=True,
+    )
+    try:
+        code = run_app(config, seconds=seconds)
+        time.sleep(1.0)
+    finally:
+        view.stop()
+        if service is not None:
+            service.terminate()
+            service.wait(timeout=10)
+        if broker is not None:
+            broker.stop()
+    print(
+        f"demo: done; operator received {sum(view.counts.values())} messages, {view.events} events: "
+        f"{json.dumps(view.counts, sort_keys=True)}",
+        flush=True,
+    )
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(run_demo(None, 60.0))

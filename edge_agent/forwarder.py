@@ -1,0 +1,141 @@
+"""Sends the outbox to the broker, oldest first, and deletes each message only after its PUBACK."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from paho.mqtt.reasoncodes import ReasonCode
+
+from edge_agent import messages as m
+from edge_agent.mqtt import MqttLink
+from edge_agent.outbox import Outbox, StoredMessage
+
+logger = logging.getLogger(__name__)
+
+ACK_FLUSH_S = 0.05
+EXPIRE_EVERY_S = 30.0
+POISON_DISCONNECTS = 3  # a message in flight across this many broken connections is set aside
+
+
+@dataclass
+class _InFlight:
+    message: StoredMessage
+    generation: int
+
+
+class Forwarder(threading.Thread):
+    """Keeps up to `window` messages in flight on the current connection.
+
+    A message stored before the current connection came up waited through an outage or a restart:
+    it is sent with ``replayed: true``. On a reconnect everything unacknowledged is fetched again
+    from SQLite, so an outage never loses what was in flight.
+    """
+
+    def __init__(self, outbox: Outbox, link: MqttLink, window: int) -> None:
+        super().__init__(name="outbox-forwarder", daemon=True)
+        self.outbox = outbox
+        self.link = link
+        self.window = window
+        self._inflight: dict[int, _InFlight] = {}
+        self._acks: deque[tuple[int, ReasonCode | None]] = deque()
+        self._stop_event = threading.Event()
+        self._cursor = 0
+        self._generation = -1
+        self._connected_at = 0.0
+        self._disconnects_in_flight: dict[int, int] = {}
+        self.replayed = 0
+        link.on_ack = self._on_ack
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def _on_ack(self, mid: int, reason: ReasonCode | None) -> None:
+        self._acks.append((mid, reason))  # deque.append is thread-safe; the forwarder thread does the work
+
+    def run(self) -> None:
+        last_expire = 0.0
+        last_ack_flush = time.monotonic()
+        pending_ids: list[int] = []
+        while not self._stop_event.is_set():
+            pending_ids += self._drain_acks()  # acks of the old connection count before it is written off
+            if self.link.generation != self._generation:
+                self._new_connection()
+            now = time.monotonic()
+            if pending_ids and (now - last_ack_flush >= ACK_FLUSH_S or len(pending_ids) >= 1000):
+                self.outbox.ack(pending_ids)
+                pending_ids = []
+                last_ack_flush = now
+            if now - last_expire > EXPIRE_EVERY_S:
+                self.outbox.expire()
+                self.outbox.refresh_age_gauge()
+                last_expire = now
+            sent = self._send_more() if self.link.connected.is_set() else 0
+            if not sent:
+                self.outbox.wait_for_data(0.01 if self._inflight else 0.1)
+        if pending_ids:
+            self.outbox.ack(pending_ids + self._drain_acks())
+
+    def _new_connection(self) -> None:
+        """A new connection (or none): what was in flight on the old one is sent again from the outbox."""
+        if self._inflight:
+            # Brokers handle a connection's messages in order: the oldest unacknowledged one is the suspect.
+            row_id = min(entry.message.id for entry in self._inflight.values())
+            self._disconnects_in_flight[row_id] = self._disconnects_in_flight.get(row_id, 0) + 1
+        self._inflight.clear()
+        self._acks.clear()
+        self._cursor = 0
+        self._generation = self.link.generation
+        self._connected_at = time.time()
+
+    def _drain_acks(self) -> list[int]:
+        done: list[int] = []
+        while self._acks:
+            mid, reason = self._acks.popleft()
+            entry = self._inflight.pop(mid, None)
+            if entry is None or entry.generation != self._generation:
+                continue
+            if reason is not None and reason.is_failure:
+                self.outbox.set_aside(entry.message, f"rejected: {reason}")
+                continue
+            self._disconnects_in_flight.pop(entry.message.id, None)
+            done.append(entry.message.id)
+        return done
+
+    def _send_more(self) -> int:
+        room = self.window - len(self._inflight)
+        if room <= 0:
+            return 0
+        batch = self.outbox.fetch(self._cursor, room)
+        sent = 0
+        for message in batch:
+            self._cursor = message.id
+            if self._is_poison(message):
+                continue
+            replayed = message.created < self._connected_at
+            payload = m.stamp_for_send(message.payload, m.utcnow(), replayed)
+            info = self.link.publish(message.topic, payload)
+            if info is None:  # the connection dropped under us: refetch after the reconnect
+                self._cursor = message.id - 1
+                break
+            self._inflight[info.mid] = _InFlight(message, self._generation)
+            if replayed:
+                self.replayed += 1
+                self.outbox.metrics.outbox_replayed.inc()
+            sent += 1
+        return sent
+
+    def _is_poison(self, message: StoredMessage) -> bool:
+        limit = self.link.max_packet_size or self.outbox.config.max_payload_bytes
+        limit = min(limit, self.outbox.config.max_payload_bytes)
+        if len(message.payload) + len(message.topic) + 64 > limit:
+            self.outbox.set_aside(message, "too_large")
+            return True
+        if self._disconnects_in_flight.get(message.id, 0) >= POISON_DISCONNECTS:
+            self._disconnects_in_flight.pop(message.id, None)
+            self.outbox.set_aside(message, "broker_drops_connection")
+            return True
+        return False

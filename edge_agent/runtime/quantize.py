@@ -1,0 +1,105 @@
+"""Static int8 quantization of an fp32 ONNX model (QDQ, S8S8, per-channel) from calibration data.
+
+Needs the `onnx` package (extra `quantize`); the daemon never imports this module.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edge_agent.errors import ModelError, RuntimeUnavailableError
+from edge_agent.runtime.manifest import Manifest, ModelFile, load_manifest, sha256_file, write_manifest
+
+logger = logging.getLogger(__name__)
+
+
+class _Reader:
+    """Feeds calibration batches to onnxruntime's calibrator."""
+
+    def __init__(self, input_name: str, samples: Sequence[np.ndarray]) -> None:
+        self._name = input_name
+        self._iter: Iterator[np.ndarray] = iter(samples)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        sample = next(self._iter, None)
+        return None if sample is None else {self._name: sample.astype(np.float32)}
+
+    def rewind(self) -> None:  # pragma: no cover - not used by the MinMax calibrator
+        raise NotImplementedError
+
+
+def quantize_onnx(
+    fp32_path: Path,
+    int8_path: Path,
+    calibration: Sequence[np.ndarray],
+    input_name: str,
+    per_channel: bool = True,
+    exclude_nodes: Sequence[str] = (),
+    method: str = "minmax",
+) -> None:
+    """Write a static QDQ int8 copy of `fp32_path` calibrated on `calibration` (one array per batch)."""
+    try:
+        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+    except ImportError as exc:
+        raise RuntimeUnavailableError("quantization needs onnx: pip install 'edge-agent[quantize]'") from exc
+    if not calibration:
+        raise ModelError("quantization needs calibration data: pass representative inputs (a few hundred)")
+    prepared = int8_path.with_suffix(".prep.onnx")
+    try:
+        quant_pre_process(str(fp32_path), str(prepared), skip_symbolic_shape=True)
+    except Exception as exc:  # noqa: BLE001 - pre-processing is an optimisation; fall back to the raw graph
+        logger.info("quantization pre-processing skipped: %s", exc)
+        prepared.write_bytes(fp32_path.read_bytes())
+    methods: dict[str, Any] = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }
+    try:
+        quantize_static(
+            str(prepared),
+            str(int8_path),
+            _Reader(input_name, calibration),
+            quant_format=QuantFormat.QDQ,
+            activation_type=QuantType.QInt8,
+            weight_type=QuantType.QInt8,
+            per_channel=per_channel,
+            nodes_to_exclude=list(exclude_nodes),
+            calibrate_method=methods[method],
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+        )
+    finally:
+        prepared.unlink(missing_ok=True)
+
+
+def record_int8_variant(model_dir: Path, fp32_variant: str, int8_file: str, variant: str = "onnx-int8") -> Manifest:
+    """Add (or refresh) the int8 file in manifest.yaml beside the fp32 one, with its hash."""
+    manifest = load_manifest(model_dir)
+    base = manifest.files[fp32_variant]
+    entry = ModelFile(
+        path=int8_file,
+        sha256=sha256_file(model_dir / int8_file),
+        format="onnx",
+        precision="int8",
+    )
+    files = dict(manifest.files)
+    files[variant] = entry
+    updated = manifest.model_copy(update={"files": files})
+    write_manifest(model_dir, updated)
+    logger.info("recorded %s (%s) beside %s", variant, int8_file, base.path)
+    return updated
+
+
+def load_calibration(path: Path) -> list[np.ndarray]:
+    """Calibration inputs from a .npy file: an array whose first axis indexes batches."""
+    try:
+        data = np.load(path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: cannot read calibration data (expected a .npy array): {exc}") from exc
+    return [data[i] for i in range(data.shape[0])]

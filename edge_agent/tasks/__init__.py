@@ -1,0 +1,1 @@
+"""Task plugins (preprocess -> run -> decode -> logic) and their pure numpy decoders."""

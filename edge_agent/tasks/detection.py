@@ -1,0 +1,324 @@
+"""Object detection decoders (YOLOv5, YOLOv8/11, end-to-end YOLO, TFLite SSD) and a vectorised class-aware NMS.
+
+Every decoder turns a model's raw float outputs into `Detections` per image, with boxes as
+x1, y1, x2, y2 in model-input pixels; the task maps them back to the frame with its Letterbox.
+Which decoder runs is the manifest's ``decoder`` field; its knobs are the manifest's
+``params`` and ``thresholds`` (see `DecodeSpec.from_manifest`), so a user's own export runs with a
+manifest and no code change.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from edge_agent.errors import ModelError
+from edge_agent.runtime.manifest import Manifest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Detections:
+    """Boxes (n x 4, x1 y1 x2 y2), scores (n) and class ids (n) of one image, best score first."""
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    classes: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    @staticmethod
+    def empty() -> Detections:
+        return Detections(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros(0, np.int64))
+
+    def centres(self) -> np.ndarray:
+        return np.stack([(self.boxes[:, 0] + self.boxes[:, 2]) / 2, (self.boxes[:, 1] + self.boxes[:, 3]) / 2], 1)
+
+
+@dataclass(frozen=True)
+class DecodeSpec:
+    """What a decoder needs to know about the model and how strict to be.
+
+    The manifest keys that set each field are listed in `from_manifest`.
+    """
+
+    input_width: int
+    input_height: int
+    num_classes: int | None = None
+    score_threshold: float = 0.25
+    iou_threshold: float = 0.5
+    pre_nms_top_k: int = 3000
+    max_detections: int = 300
+    class_agnostic: bool = False
+    normalized_boxes: bool = False
+    label_offset: int = 0
+    ssd_outputs: tuple[str, ...] = ("boxes", "classes", "scores", "count")
+
+    @staticmethod
+    def from_manifest(manifest: Manifest, **overrides: Any) -> DecodeSpec:
+        """thresholds: score, iou; params: normalized_boxes, pre_nms_top_k, max_detections,
+        class_agnostic, label_offset, ssd_outputs (names of the four SSD outputs in order)."""
+        spec = manifest.inputs[0]
+        if spec.layout == "NCHW" and len(spec.shape) == 4:
+            height, width = spec.shape[2], spec.shape[3]
+        elif spec.layout == "NHWC" and len(spec.shape) == 4:
+            height, width = spec.shape[1], spec.shape[2]
+        else:
+            raise ModelError(f"model {manifest.name!r}: a detector needs an NCHW or NHWC image input")
+        if height is None or width is None:
+            raise ModelError(f"model {manifest.name!r}: a detector needs a fixed input height and width")
+        params = manifest.params
+        values: dict[str, Any] = {
+            "input_width": width,
+            "input_height": height,
+            "num_classes": len(manifest.labels) or None,
+            "score_threshold": manifest.thresholds.get("score", 0.25),
+            "iou_threshold": manifest.thresholds.get("iou", 0.5),
+        }
+        for key in ("pre_nms_top_k", "max_detections", "class_agnostic", "normalized_boxes", "label_offset"):
+            if key in params:
+                values[key] = params[key]
+        if "ssd_outputs" in params:
+            values["ssd_outputs"] = tuple(params["ssd_outputs"])
+        values.update(overrides)
+        return DecodeSpec(**values)
+
+    def with_threshold(self, score: float) -> DecodeSpec:
+        return replace(self, score_threshold=score)
+
+
+# ---------------------------------------------------------------- boxes and NMS
+
+
+def xywh_to_xyxy(xywh: np.ndarray) -> np.ndarray:
+    half = xywh[:, 2:4] / 2
+    return np.concatenate([xywh[:, 0:2] - half, xywh[:, 0:2] + half], axis=1)
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU matrix (len(a) x len(b)) of xyxy boxes."""
+    tl = np.maximum(a[:, None, :2], b[None, :, :2])
+    br = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(br - tl, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    union = area_a[:, None] + area_b[None, :] - inter
+    return np.asarray(inter / np.maximum(union, 1e-9), dtype=np.float32)
+
+
+def _sweep_counts(starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Order along one axis, and for each box how many later boxes start before it ends."""
+    order = np.argsort(starts, kind="stable")
+    first_after = np.searchsorted(starts[order], ends[order], side="left")
+    return order, np.maximum(first_after - np.arange(1, len(order) + 1), 0)
+
+
+def overlapping_pairs(boxes: np.ndarray, iou_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Index pairs (i, j) of xyxy boxes whose IoU exceeds the threshold.
+
+    Boxes are swept along one axis: a box is compared only with the boxes that start before it ends
+    there, so a dense shelf costs about (neighbours x boxes) IoUs instead of a full n x n matrix. The
+    axis with fewer such pairs is used (shelf rows overlap in x, columns of facings in y).
+    """
+    order, counts = _sweep_counts(boxes[:, 0], boxes[:, 2])
+    order_y, counts_y = _sweep_counts(boxes[:, 1], boxes[:, 3])
+    if counts_y.sum() < counts.sum():
+        order, counts = order_y, counts_y
+    b = boxes[order]
+    first = np.repeat(np.arange(len(b)), counts)
+    offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
+    second = first + 1 + offsets
+    p, q = b[first], b[second]
+    iw = np.clip(np.minimum(p[:, 2], q[:, 2]) - np.maximum(p[:, 0], q[:, 0]), 0, None)
+    ih = np.clip(np.minimum(p[:, 3], q[:, 3]) - np.maximum(p[:, 1], q[:, 1]), 0, None)
+    inter = iw * ih
+    area_p = (p[:, 2] - p[:, 0]) * (p[:, 3] - p[:, 1])
+    area_q = (q[:, 2] - q[:, 0]) * (q[:, 3] - q[:, 1])
+    iou = inter / np.maximum(area_p + area_q - inter, 1e-9)
+    hit = iou > iou_threshold
+    return order[first[hit]], order[second[hit]]
+
+
+def nms(
+    boxes: np.ndarray,
+    scores: np.ndarray,
+    classes: np.ndarray,
+    iou_threshold: float,
+    *,
+    class_agnostic: bool = False,
+    max_detections: int = 300,
+) -> np.ndarray:
+    """Indices kept by exact greedy NMS, best score first.
+
+    Overlapping pairs come from a vectorised sweep; the greedy pass then visits only boxes that
+    overlap a lower-scored one. Classes are kept apart by shifting each class along x to its own
+    stretch of the plane. There is no truncation inside: callers cap candidates with a score filter
+    and top-k beforehand, sized for dense shelves (FIELD_NOTES: a top-k inside NMS drops valid boxes).
+    """
+    n = boxes.shape[0]
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(-scores, kind="stable")
+    work = boxes.astype(np.float32)
+    if not class_agnostic:
+        span = float(np.abs(work).max()) * 2 + 1
+        shift = classes.astype(np.float32) * span
+        work = work + np.stack([shift, np.zeros_like(shift)] * 2, axis=1)
+    a, b = overlapping_pairs(work, iou_threshold)
+    rank = np.empty(n, dtype=np.int64)
+    rank[order] = np.arange(n)
+    ra, rb = rank[a], rank[b]
+    better, worse = np.minimum(ra, rb), np.maximum(ra, rb)
+    by_better = np.argsort(better, kind="stable")
+    better, worse = better[by_better], worse[by_better]
+    heads, starts = np.unique(better, return_index=True)
+    stops = np.append(starts[1:], len(better))
+    suppressed = np.zeros(n, dtype=bool)
+    for head, start, stop in zip(heads.tolist(), starts.tolist(), stops.tolist()):
+        if not suppressed[head]:
+            suppressed[worse[start:stop]] = True
+    return order[~suppressed][:max_detections]
+
+
+def select(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, spec: DecodeSpec) -> Detections:
+    """Score filter, top-k, NMS: the common tail of every decoder that needs suppression."""
+    keep = scores >= spec.score_threshold
+    boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+    if scores.shape[0] > spec.pre_nms_top_k:
+        top = np.argpartition(-scores, spec.pre_nms_top_k - 1)[: spec.pre_nms_top_k]
+        boxes, scores, classes = boxes[top], scores[top], classes[top]
+    kept = nms(
+        boxes,
+        scores,
+        classes,
+        spec.iou_threshold,
+        class_agnostic=spec.class_agnostic,
+        max_detections=spec.max_detections,
+    )
+    return Detections(boxes[kept].astype(np.float32), scores[kept].astype(np.float32), classes[kept].astype(np.int64))
+
+
+def _to_pixels(boxes: np.ndarray, spec: DecodeSpec) -> np.ndarray:
+    if not spec.normalized_boxes:
+        return boxes
+    scale = np.array([spec.input_width, spec.input_height] * 2, dtype=np.float32)
+    return boxes * scale
+
+
+# ---------------------------------------------------------------- decoders
+
+
+def _only_output(outputs: Sequence[np.ndarray], name: str) -> np.ndarray:
+    if len(outputs) != 1:
+        raise ModelError(f"decoder {name} expects one output tensor, the model returned {len(outputs)}")
+    out = np.asarray(outputs[0], dtype=np.float32)
+    if out.ndim != 3:
+        raise ModelError(f"decoder {name} expects a 3-D output [batch, ., .], got shape {list(out.shape)}")
+    return out
+
+
+def _check_classes(found: int, spec: DecodeSpec, name: str, layout: str) -> None:
+    if found < 1 or (spec.num_classes is not None and found != spec.num_classes):
+        want = spec.num_classes if spec.num_classes is not None else ">= 1"
+        raise ModelError(
+            f"decoder {name}: output layout {layout} gives {found} class column(s) but the manifest has {want} "
+            "labels; check the decoder name and labels in manifest.yaml"
+        )
+
+
+def decode_yolov5(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detections]:
+    """YOLOv5/YOLOv7 style: [batch, N, 5 + nc] rows of cx, cy, w, h, objectness, class scores."""
+    out = _only_output(outputs, "yolov5")
+    _check_classes(out.shape[2] - 5, spec, "yolov5", "[1, N, 5+nc]")
+    results = []
+    for image_rows in out:
+        # Objectness alone bounds the final score: drop most rows before touching the class columns.
+        rows = image_rows[image_rows[:, 4] >= spec.score_threshold]
+        cls_scores = rows[:, 5:] * rows[:, 4:5]
+        classes = cls_scores.argmax(axis=1)
+        scores = cls_scores[np.arange(len(rows)), classes]
+        boxes = _to_pixels(xywh_to_xyxy(rows[:, :4]), spec)
+        results.append(select(boxes, scores, classes, spec))
+    return results
+
+
+def decode_yolov8(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detections]:
+    """YOLOv8 / YOLO11 style: [batch, 4 + nc, N] columns of cx, cy, w, h and class scores (no objectness)."""
+    out = _only_output(outputs, "yolov8")
+    _check_classes(out.shape[1] - 4, spec, "yolov8", "[1, 4+nc, N]")
+    results = []
+    for cols in out:
+        cls_scores = cols[4:]
+        classes = cls_scores.argmax(axis=0)
+        scores = np.take_along_axis(cls_scores, classes[None, :], axis=0)[0]
+        keep = np.flatnonzero(scores >= spec.score_threshold)
+        boxes = _to_pixels(xywh_to_xyxy(cols[:4, keep].T), spec)
+        results.append(select(boxes, scores[keep], classes[keep], spec))
+    return results
+
+
+def decode_yolo_e2e(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detections]:
+    """End-to-end YOLO (YOLOv10, YOLO26 end2end): [batch, K, 6] rows of x1, y1, x2, y2, score, class; no NMS."""
+    out = _only_output(outputs, "yolo_e2e")
+    if out.shape[2] != 6:
+        raise ModelError(f"decoder yolo_e2e expects [1, K, 6] (x1 y1 x2 y2 score class), got {list(out.shape)}")
+    results = []
+    for image_rows in out:
+        rows = image_rows[image_rows[:, 4] >= spec.score_threshold]
+        rows = rows[np.argsort(-rows[:, 4], kind="stable")][: spec.max_detections]
+        classes = rows[:, 5].astype(np.int64) - spec.label_offset
+        boxes = _to_pixels(rows[:, :4], spec).astype(np.float32)
+        results.append(Detections(boxes, rows[:, 4].astype(np.float32), classes))
+    return results
+
+
+def decode_ssd_tflite(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detections]:
+    """TFLite_Detection_PostProcess: boxes [1, K, 4] (ymin xmin ymax xmax, 0..1), classes [1, K],
+    scores [1, K], count [1]; the order of the four outputs is the manifest's ``ssd_outputs``."""
+    if len(outputs) != 4 or sorted(spec.ssd_outputs) != ["boxes", "classes", "count", "scores"]:
+        raise ModelError(
+            f"decoder ssd_tflite expects 4 outputs named by params.ssd_outputs {list(spec.ssd_outputs)}; "
+            f"the model returned {len(outputs)}"
+        )
+    named = {name: np.asarray(out, dtype=np.float32) for name, out in zip(spec.ssd_outputs, outputs)}
+    boxes_all, classes_all, scores_all = named["boxes"], named["classes"], named["scores"]
+    if boxes_all.ndim != 3 or boxes_all.shape[2] != 4 or scores_all.shape != boxes_all.shape[:2]:
+        raise ModelError(
+            f"decoder ssd_tflite: boxes {list(boxes_all.shape)} / scores {list(scores_all.shape)} are not "
+            "[1, K, 4] / [1, K]; check params.ssd_outputs order in manifest.yaml"
+        )
+    counts = named["count"].reshape(boxes_all.shape[0], -1)[:, 0]
+    scale = np.array([spec.input_width, spec.input_height] * 2, dtype=np.float32)
+    results = []
+    for boxes_yx, classes, scores, count in zip(boxes_all, classes_all, scores_all, counts):
+        n = int(np.clip(count, 0, len(scores)))
+        keep = np.flatnonzero(scores[:n] >= spec.score_threshold)
+        keep = keep[np.argsort(-scores[keep], kind="stable")][: spec.max_detections]
+        boxes = boxes_yx[keep][:, [1, 0, 3, 2]] * scale
+        ids = np.rint(classes[keep]).astype(np.int64) - spec.label_offset
+        results.append(Detections(boxes.astype(np.float32), scores[keep].astype(np.float32), ids))
+    return results
+
+
+Decoder = Callable[[Sequence[np.ndarray], DecodeSpec], list[Detections]]
+DECODERS: dict[str, Decoder] = {
+    "yolov5": decode_yolov5,
+    "yolov8": decode_yolov8,
+    "yolo11": decode_yolov8,
+    "yolo_e2e": decode_yolo_e2e,
+    "ssd_tflite": decode_ssd_tflite,
+}
+
+
+def get_decoder(name: str) -> Decoder:
+    """The decoder named in a manifest; ModelError listing the known ones otherwise."""
+    try:
+        return DECODERS[name]
+    except KeyError:
+        raise ModelError(f"unknown detection decoder {name!r}; known: {', '.join(sorted(DECODERS))}") from None

@@ -1,0 +1,99 @@
+"""Image preprocessing into a preallocated buffer, driven by the manifest's input spec."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from edge_agent.errors import DataError
+from edge_agent.runtime.manifest import InputSpec
+
+
+@dataclass(frozen=True)
+class Letterbox:
+    """How a frame was mapped into the model input: model_x = frame_x * scale_x + pad_x (same for y)."""
+
+    scale_x: float
+    scale_y: float
+    pad_x: float = 0.0
+    pad_y: float = 0.0
+
+    def to_frame(self, boxes_xyxy: np.ndarray) -> np.ndarray:
+        """Map boxes from model pixels back to frame pixels."""
+        out = boxes_xyxy.astype(np.float32, copy=True)
+        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale_x
+        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
+        return out
+
+
+class ImagePreprocessor:
+    """Resize (stretch or letterbox), colour order, layout and normalisation in one preallocated buffer."""
+
+    def __init__(self, spec: InputSpec, letterbox: bool = False, pad_value: int = 114) -> None:
+        if spec.layout not in ("NCHW", "NHWC"):
+            raise DataError(f"input {spec.name!r}: layout {spec.layout} is not an image layout")
+        self.spec = spec
+        self.letterbox = letterbox
+        self.pad_value = pad_value
+        dims = spec.shape
+        if spec.layout == "NCHW":
+            self.channels, self.height, self.width = dims[1] or 3, dims[2], dims[3]
+        else:
+            self.height, self.width, self.channels = dims[1], dims[2], dims[3] or 3
+        if self.height is None or self.width is None:
+            raise DataError(f"input {spec.name!r}: image models need a fixed height and width in the manifest")
+        self._canvas = np.full((self.height, self.width, 3), pad_value, dtype=np.uint8)  # frames are BGR
+        shape = (
+            (1, self.channels, self.height, self.width)
+            if spec.layout == "NCHW"
+            else (1, self.height, self.width, self.channels)
+        )
+        self.buffer = np.empty(shape, dtype=np.dtype(spec.dtype))
+        n = self.channels
+        mean = np.asarray(spec.mean or [0.0] * n, dtype=np.float32)
+        std = np.asarray(spec.std or [1.0] * n, dtype=np.float32)
+        # One multiply-add per pixel: (x * scale - mean) / std == x * a + b
+        self._mul = (spec.scale / std).astype(np.float32)
+        self._add = (-mean / std).astype(np.float32)
+        # Frames are BGR; an RGB model reads source channel 2 first.
+        self._order = [2, 1, 0] if spec.color == "RGB" and n == 3 else list(range(n))
+
+    def __call__(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        if frame_bgr.ndim == 2:
+            frame_bgr = cv2.cvtColor(frame_bgr, cv2.COLOR_GRAY2BGR)
+        if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.size == 0:
+            raise DataError(f"frame has shape {frame_bgr.shape}; expected height x width x 3 (BGR)")
+        canvas, box = self._resize(frame_bgr)
+        if self.channels == 1 or self.spec.color == "GRAY":
+            canvas = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)[..., None]
+        self._normalise_into(canvas)
+        return self.buffer, box
+
+    def _normalise_into(self, image: np.ndarray) -> None:
+        """Channel by channel into the preallocated buffer: no temporaries, the colour swap is an index map."""
+        buf = self.buffer[0]
+        nchw = self.spec.layout == "NCHW"
+        as_int = self.spec.dtype in ("uint8", "int8")
+        for c, src in enumerate(self._order):
+            plane = image[..., src]
+            out = buf[c] if nchw else buf[..., c]
+            if as_int:
+                np.copyto(out, plane, casting="unsafe")
+            else:
+                np.multiply(plane, self._mul[c], out=out, casting="unsafe")
+                out += self._add[c]
+
+    def _resize(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+        h, w = frame.shape[:2]
+        assert self.width is not None and self.height is not None
+        if not self.letterbox:
+            cv2.resize(frame, (self.width, self.height), dst=self._canvas, interpolation=cv2.INTER_LINEAR)
+            return self._canvas, Letterbox(scale_x=self.width / w, scale_y=self.height / h)
+        scale = min(self.width / w, self.height / h)
+        nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        px, py = (self.width - nw) // 2, (self.height - nh) // 2
+        self._canvas[...] = self.pad_value
+        cv2.resize(frame, (nw, nh), dst=self._canvas[py : py + nh, px : px + nw], interpolation=cv2.INTER_LINEAR)
+        return self._canvas, Letterbox(scale, scale, float(px), float(py))

@@ -1,0 +1,174 @@
+"""Debounced anomaly state: a threshold with hysteresis and minimum durations, one event pair per fault."""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+
+class AnomalyState(enum.Enum):
+    """NORMAL -> PENDING (score over threshold, not long enough yet) -> ANOMALOUS -> NORMAL."""
+
+    NORMAL = "normal"
+    PENDING = "pending"
+    ANOMALOUS = "anomalous"
+
+
+@dataclass(frozen=True)
+class DecisionSettings:
+    """threshold: abnormal above it; clear_ratio: an anomaly clears only below threshold x clear_ratio;
+    min_windows: consecutive abnormal windows before anomaly_start; clear_windows: consecutive calm
+    windows before anomaly_end; top_channels: channels named in events."""
+
+    threshold: float
+    clear_ratio: float = 0.8
+    min_windows: int = 3
+    clear_windows: int = 3
+    top_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.threshold <= 0:
+            raise ValueError(f"threshold must be > 0, got {self.threshold}")
+        if not 0 < self.clear_ratio <= 1:
+            raise ValueError(f"clear_ratio must be in (0, 1], got {self.clear_ratio}")
+        if self.min_windows < 1 or self.clear_windows < 1:
+            raise ValueError("min_windows and clear_windows must be >= 1")
+
+
+@dataclass(frozen=True)
+class Transition:
+    """An anomaly_start or anomaly_end, with what an operator needs to act on it."""
+
+    kind: Literal["anomaly_start", "anomaly_end"]
+    onset: float
+    peak_score: float
+    duration_s: float
+    top_channels: list[tuple[str, float]]
+
+    def details(self) -> dict[str, Any]:
+        return {
+            "peak_score": round(self.peak_score, 6),
+            "duration_s": round(self.duration_s, 3),
+            "onset": self.onset,
+            "top_channels": [{"channel": name, "contribution": round(share, 4)} for name, share in self.top_channels],
+        }
+
+
+@dataclass
+class _Episode:
+    """What is known about the fault being tracked: when it began, its peak, per-channel error sums."""
+
+    onset: float
+    peak: float
+    channel_sums: np.ndarray
+    last_abnormal: float
+
+    def add(self, score: float, contributions: np.ndarray, when: float) -> None:
+        self.peak = max(self.peak, score)
+        self.channel_sums += contributions
+        self.last_abnormal = when
+
+
+@dataclass
+class Decision:
+    """The debounced verdict for one window, and the transition it caused, if any."""
+
+    anomalous: bool
+    state: AnomalyState
+    transition: Transition | None = None
+
+
+def top_shares(channels: Sequence[str], contributions: np.ndarray, k: int) -> list[tuple[str, float]]:
+    """The k channels with the largest share of the total contribution, largest first."""
+    total = float(np.sum(contributions))
+    if total <= 0 or not np.isfinite(total):
+        return []
+    order = np.argsort(-contributions, kind="stable")[:k]
+    return [(channels[i], float(contributions[i] / total)) for i in order]
+
+
+class HysteresisDecider:
+    """Turns a stream of window scores into a debounced state and start/end transitions.
+
+    One noisy window cannot raise an alarm (min_windows), and a fault whose score hovers around the
+    threshold raises one start and one end (the clear level sits below the threshold, clear_windows).
+    """
+
+    def __init__(self, settings: DecisionSettings, channels: Sequence[str]) -> None:
+        self.settings = settings
+        self.channels = tuple(channels)
+        self.state = AnomalyState.NORMAL
+        self._run = 0
+        self._calm = 0
+        self._episode: _Episode | None = None
+
+    def set_threshold(self, value: float) -> None:
+        s = self.settings
+        self.settings = DecisionSettings(value, s.clear_ratio, s.min_windows, s.clear_windows, s.top_channels)
+
+    def update(self, score: float, contributions: np.ndarray, when: float) -> Decision:
+        """Feed one window (its score, per-channel contributions and end time in epoch seconds)."""
+        if self.state is AnomalyState.ANOMALOUS:
+            transition = self._while_anomalous(score, contributions, when)
+        else:
+            transition = self._while_normal(score, contributions, when)
+        return Decision(self.state is AnomalyState.ANOMALOUS, self.state, transition)
+
+    def _while_normal(self, score: float, contributions: np.ndarray, when: float) -> Transition | None:
+        s = self.settings
+        if score <= s.threshold or not math.isfinite(score):
+            self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
+            return None
+        if self._episode is None:
+            self._episode = _Episode(when, score, np.zeros(len(self.channels)), when)
+        self._episode.add(score, contributions, when)
+        self._run += 1
+        if self._run < s.min_windows:
+            self.state = AnomalyState.PENDING
+            return None
+        self.state, self._calm = AnomalyState.ANOMALOUS, 0
+        return self._transition("anomaly_start", when)
+
+    def _while_anomalous(self, score: float, contributions: np.ndarray, when: float) -> Transition | None:
+        s = self.settings
+        assert self._episode is not None
+        if score >= s.threshold * s.clear_ratio:
+            self._calm = 0
+            self._episode.add(score, contributions, when)
+            return None
+        self._calm += 1
+        if self._calm < s.clear_windows:
+            return None
+        transition = self._transition("anomaly_end", self._episode.last_abnormal)
+        self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
+        return transition
+
+    def _transition(self, kind: Literal["anomaly_start", "anomaly_end"], until: float) -> Transition:
+        episode = self._episode
+        assert episode is not None
+        top = top_shares(self.channels, episode.channel_sums, self.settings.top_channels)
+        return Transition(kind, episode.onset, episode.peak, max(0.0, until - episode.onset), top)
+
+    def flush(self, when: float) -> Transition | None:
+        """End an open anomaly (source ended or model reloaded) so every start has an end."""
+        if self.state is not AnomalyState.ANOMALOUS or self._episode is None:
+            self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
+            return None
+        transition = self._transition("anomaly_end", max(when, self._episode.last_abnormal))
+        self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
+        return transition
+
+
+def debounce(scores: np.ndarray, settings: DecisionSettings) -> np.ndarray:
+    """Debounced state per window for a whole score series (benchmarks, threshold calibration)."""
+    decider = HysteresisDecider(settings, ["score"])
+    ones = np.ones(1)
+    out = np.zeros(len(scores), dtype=bool)
+    for i, score in enumerate(scores):
+        out[i] = decider.update(float(score), ones, float(i)).anomalous
+    return out

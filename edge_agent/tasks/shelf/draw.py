@@ -1,0 +1,66 @@
+"""Draws detections, zones and counts over a frame (demo, cmd/snapshot, `edge-agent zones --render`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from edge_agent.messages import ZoneCount
+
+STATE_COLOURS = {"ok": (60, 200, 60), "low": (0, 190, 255), "out": (40, 40, 230)}  # BGR
+
+
+def draw_boxes(image: np.ndarray, boxes: np.ndarray, colour: tuple[int, int, int] = (255, 200, 0)) -> None:
+    for x1, y1, x2, y2 in np.rint(boxes).astype(int).tolist():
+        cv2.rectangle(image, (x1, y1), (x2, y2), colour, 1, cv2.LINE_AA)
+
+
+def draw_zones(
+    image: np.ndarray,
+    polygons: Sequence[np.ndarray],
+    names: Sequence[str],
+    counts: Sequence[ZoneCount] | None = None,
+) -> None:
+    """Zone outlines with name (and count/state when given), tinted by stock state."""
+    by_name = {c.zone: c for c in counts or []}
+    for polygon, name in zip(polygons, names):
+        count = by_name.get(name)
+        colour = STATE_COLOURS[count.state] if count else (255, 0, 255)
+        pts = np.rint(polygon).astype(np.int32)
+        if count is not None and count.state != "ok":
+            overlay = image.copy()
+            cv2.fillPoly(overlay, [pts], colour)
+            cv2.addWeighted(overlay, 0.25, image, 0.75, 0, dst=image)
+        cv2.polylines(image, [pts], True, colour, 2, cv2.LINE_AA)
+        label = name if count is None else f"{name}: {count.count}" + (f"/{count.capacity}" if count.capacity else "")
+        x, y = int(pts[:, 0].min()) + 3, int(pts[:, 1].min()) + 14
+        _text(image, label, (x, y), colour)
+
+
+def draw_banner(image: np.ndarray, lines: Sequence[str]) -> None:
+    """A few lines of text in the top-left corner (frame number, recent events)."""
+    for i, line in enumerate(lines):
+        _text(image, line, (6, 18 + 18 * i), (255, 255, 255))
+
+
+def _text(image: np.ndarray, text: str, origin: tuple[int, int], colour: tuple[int, int, int]) -> None:
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.45, colour, 1, cv2.LINE_AA)
+
+
+def render(
+    frame: np.ndarray,
+    boxes: np.ndarray,
+    polygons: Sequence[np.ndarray],
+    names: Sequence[str],
+    counts: Sequence[ZoneCount] | None = None,
+    banner: Sequence[str] = (),
+) -> np.ndarray:
+    """A copy of the frame with everything drawn on it."""
+    image: np.ndarray = frame.copy()
+    draw_boxes(image, boxes)
+    draw_zones(image, polygons, names, counts)
+    draw_banner(image, banner)
+    return image

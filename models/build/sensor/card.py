@@ -1,0 +1,182 @@
+"""MODEL_CARD.md of the shipped sensor anomaly model, written from measured figures only."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from edge_agent.runtime.manifest import Manifest
+
+
+def _delay(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _variant_table(figures: dict[str, dict[str, Any]]) -> list[str]:
+    rows = [
+        "| variant | F1 | precision | recall | FAR % | MAR % | false alarms/day | mean delay s | detected |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for variant, r in figures.items():
+        rows.append(
+            f"| {variant} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['far_pct']:.2f} | "
+            f"{r['mar_pct']:.2f} | {r['false_alarms_per_day']:.1f} | {_delay(r['mean_delay_s'])} | "
+            f"{r['detected']}/{r['anomalies']} |"
+        )
+    fp32 = figures.get("onnx-fp32", {}).get("f1")
+    if fp32:
+        ratios = [f"{v} {r['f1'] / fp32:.4f}" for v, r in figures.items() if v != "onnx-fp32"]
+        rows += ["", f"int8 / fp32 F1: {', '.join(ratios)}"]
+    return rows
+
+
+def _skab(metrics: dict[str, Any]) -> list[str]:
+    if "skab" not in metrics:
+        return ["Not measured in this build (run the build with `--skab /path/to/skab`)."]
+    skab = metrics["skab"]
+    results = skab["results"]
+    tail = {v: r["after_training_rows"] for v, r in results.items()}
+    files = next(iter(results.values()))["files"]
+    cfg = skab["settings"]
+    return [
+        f"All {files} labelled SKAB runs (valve1, valve2, other), SKAB's outlier-leaderboard protocol as in its "
+        "notebooks: for each file a model is fitted on its first 400 rows (normal operation) with this model's "
+        "fit code and default settings, the whole file is scored, TP/FP/FN are counted point-wise over all files "
+        "together, F1 = TP / (TP + (FP + FN) / 2). A point is predicted abnormal when the device's debounced "
+        f"state (min_windows {cfg['min_windows']}, clear_windows {cfg['clear_windows']}, clear_ratio "
+        f"{cfg['clear_ratio']}) is anomalous for the window ending at it; the first {cfg['window'] - 1} points of "
+        "a file have no window and count as normal. Leaderboard best: Conv-AE F1 0.78, FAR 13.55%, MAR 28.02%. "
+        "False alarms/day: predicted anomalies overlapping no labelled one, per day of labelled-normal time; "
+        "delay: first predicted point "
+        "inside a labelled anomaly minus its start.",
+        "",
+        *_variant_table({v: r["all"] for v, r in results.items()}),
+        "",
+        "Scored only after the 400 training rows of each file:",
+        "",
+        *_variant_table(tail),
+        "",
+        f"Reproduce: `{skab['command']}` (add `--fit-python` for a python with onnx + tensorflow-cpu if this one "
+        "lacks them). SKAB is GPL-3.0 data and is read in place, never copied.",
+        "",
+        f"The settings (window {cfg['window']}, rank {cfg['latent']}, threshold = {cfg['quantile']} quantile x "
+        f"{cfg['margin']}, min_windows {cfg['min_windows']}, clear_windows {cfg['clear_windows']}) were "
+        "chosen on these same files, as the leaderboard's notebooks did, so they are not a held-out estimate: "
+        "over the 27 neighbouring settings (window 20/30/45, rank 8/12/16, margin 1.25/1.4/1.6; fp32, min_windows 3) "
+        "F1 ranged 0.748-0.803. A two-layer int8 bottleneck lost 0.02 F1 to fp32 (saturation on drifted inputs); "
+        "the folded layer and wide calibration ranges shipped here keep int8 within 1% of fp32. The MLP "
+        "autoencoder option (`--architecture mlp --latent 12`: 64-12-64 with ReLU, torch) measured F1 0.745 "
+        "(fp32) and 0.748 (int8 ONNX) with the same command and protocol, and the Conv-AE of the leaderboard 0.78: "
+        "400 normal rows per file are too few for the nonlinear models, which is why the linear one ships.",
+    ]
+
+
+def _synthetic(metrics: dict[str, Any]) -> list[str]:
+    figures = metrics["synthetic_24h"]
+    rows = [
+        "24 h of held-out synthetic data (`edge_agent.tasks.sensor.synth`, seed 3, 48 faults), replayed through "
+        "the device's task at stride 1:",
+        "",
+        *_variant_table(figures),
+        "",
+        "Per fault kind (onnx-int8): ",
+        "",
+        "| fault | detected | mean delay s |",
+        "|---|---|---|",
+    ]
+    for kind, entry in figures["onnx-int8"]["per_fault"].items():
+        rows.append(f"| {kind} | {entry['detected']}/{entry['faults']} | {_delay(entry['mean_delay_s'])} |")
+    return rows
+
+
+def _throughput(metrics: dict[str, Any]) -> list[str]:
+    if "throughput" not in metrics:
+        return [
+            "Not measured in this build (`python bench/sensor_throughput.py --json out.json`, then `--throughput`)."
+        ]
+    t = metrics["throughput"]
+    rows = [
+        f"One core, {t.get('device', 'this machine')}, shared machine with load average {t.get('load_average_1m')} "
+        "during the run (figures are medians over passes; best pass in brackets). Batched: preprocess + model + "
+        "decode per batch, then also the per-window task logic (debounce, result message). Unbatched: all four "
+        "stages for one window at a time.",
+        "",
+        "| variant | batched windows/s (batch) | batched + logic windows/s | unbatched p50 ms | unbatched p95 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for variant, r in t["variants"].items():
+        rows.append(
+            f"| {variant} | {r['batched_windows_per_s']:,.0f} [{r['batched_windows_per_s_best']:,.0f}] "
+            f"({r['batch']}) | {r['batched_with_logic_windows_per_s']:,.0f} "
+            f"[{r['batched_with_logic_windows_per_s_best']:,.0f}] | {r['unbatched_p50_ms']:.3f} | "
+            f"{r['unbatched_p95_ms']:.3f} |"
+        )
+    rows += ["", f"Reproduce: `{t['command']}`"]
+    return rows
+
+
+def write_card(model_dir: Path, manifest: Manifest, metrics: dict[str, Any]) -> Path:
+    params = manifest.params
+    lines = [
+        f"# {manifest.name} {manifest.version}",
+        "",
+        "Anomaly score for windows of machine sensor samples (1 Hz), with debounced anomaly_start / anomaly_end "
+        "events on the device.",
+        "",
+        "## Model",
+        "",
+        f"- Input: windows of {params['window']['size']} samples x {len(params['channels'])} channels "
+        f"({', '.join(params['channels'])}), NTC, normalised with the mean/std in manifest params.",
+        f"- Network: linear window autoencoder of rank {params['fit']['latent']} (principal directions of the normal "
+        "windows), encoder and decoder multiplied out into one dense layer so int8 has one stage. Files: onnx-fp32, "
+        "onnx-int8 (static QDQ S8S8, per-channel weights), tflite-int8 (full integer, float in/out).",
+        "- Score: mean over channels of |window - reconstruction| divided by the channel's mean normal error "
+        f"(1.0 = typical normal window). Threshold {manifest.thresholds['score']:.4f} = 0.995 quantile of the "
+        "normal scores x 1.4. int8 ranges are calibrated on normal windows plus copies with channels offset by up "
+        "to 8 std, so abnormal inputs are not clipped to normal. A channel frozen for a whole window (range under "
+        "2% of the smallest normal-window range) gets twice the threshold as its error.",
+        f"- Window {params['window']['size']} samples, not fit's default 20 (chosen on SKAB, see below): on the "
+        "synthetic machine the slow faults need a minute of context; measured during development (fp32, "
+        "min_windows 3, no flatline check) F1 0.73 vs 0.47 and 7 vs 27 false alarms/day on the 24 h set below.",
+        "",
+        "## Training data",
+        "",
+        "8 h of synthetic normal operation at 1 Hz from `edge_agent.tasks.sensor.synth` (seed 1): load set points "
+        "held 5-30 min with ramps, pump-curve pressure, load-following current/flow/vibration, lagged motor "
+        "temperature over a daily ambient cycle, slow pressure-sensor drift. No real machine data: fit your own "
+        "machine with `edge-agent fit sensor --normal normal.csv --out models/NAME`.",
+        "",
+        "## Accuracy on real data: SKAB",
+        "",
+        *_skab(metrics),
+        "",
+        "## Accuracy on synthetic faults (this model)",
+        "",
+        *_synthetic(metrics),
+        "",
+        "## Throughput",
+        "",
+        *_throughput(metrics),
+        "",
+        "## Where it fails",
+        "",
+        "- Sensor freeze: the autoencoder alone caught 4 of 12 synthetic freezes (a stuck plausible value "
+        "reconstructs well); the flatline check (a channel whose window range falls under 2% of the smallest "
+        f"range of any normal window, params.flatline) catches them, but only after a whole window "
+        f"({params['window']['size']} samples) of identical readings, and never on a channel that sits still in "
+        "normal data (min_range 0), such as SKAB's quantised flow rate.",
+        "- Top channels are shares of the reconstruction error: a large deviation in one channel also disturbs "
+        "the reconstruction of the others, so a quiet, precise channel can be named before the faulty one "
+        "(on the synthetic bearing wear, flow and current came before vibration).",
+        "- Operating regimes absent from the normal data (new loads, seasons, products) score as abnormal: refit.",
+        "- On SKAB most false alarms come right after a fault, when the pump has not returned to the state of the "
+        "training rows (temperatures drifted); most misses are faults that stay within normal ranges (two SKAB "
+        "runs are never detected).",
+        "- This shipped model knows only the synthetic machine; its threshold means nothing for other machines.",
+        "",
+        "Rebuild: `python models/build/sensor/build.py --fit-python PYTHON --skab /path/to/skab --throughput t.json`",
+        "",
+    ]
+    path = model_dir / "MODEL_CARD.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path

@@ -1,0 +1,1 @@
+"""HTTP side: the REST API, the server-rendered dashboard and the operations endpoints."""

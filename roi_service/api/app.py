@@ -1,0 +1,66 @@
+"""The FastAPI application: state wiring, the API router, the dashboard, /healthz and /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+from fastapi import FastAPI, Response
+from fastapi.staticfiles import StaticFiles
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import SQLAlchemyError
+
+from roi_service import __version__
+from roi_service.api import routes, views
+from roi_service.kpi import KpiTargets
+from roi_service.metrics import ServiceMetrics
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def create_app(
+    engine: Engine,
+    token: str | None,
+    metrics: ServiceMetrics | None = None,
+    targets: KpiTargets | None = None,
+    clock: Callable[[], datetime] = _utcnow,
+    default_period: str = "7d",
+) -> FastAPI:
+    """Build the app; every dependency is an argument so tests hand in their own database, clock and registry."""
+    app = FastAPI(
+        title="roi_service",
+        version=__version__,
+        description="KPIs, ROI, readiness and a 90-day roadmap computed from the edge devices' MQTT output.",
+        docs_url=None,  # the stock docs page loads its scripts from a CDN; /docs here is rendered locally
+        redoc_url=None,
+    )
+    app.state.engine = engine
+    app.state.token = token
+    app.state.metrics = metrics or ServiceMetrics()
+    app.state.targets = targets or KpiTargets()
+    app.state.clock = clock
+    app.state.default_period = default_period
+    app.include_router(routes.router)
+    app.include_router(views.router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> Response:
+        try:
+            with engine.connect() as conn:
+                conn.execute(text("select 1"))
+        except SQLAlchemyError as exc:
+            return Response(f"database unavailable: {type(exc).__name__}\n", status_code=503, media_type="text/plain")
+        return Response("ok\n", media_type="text/plain")
+
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus() -> Response:
+        return Response(generate_latest(app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app

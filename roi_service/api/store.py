@@ -1,0 +1,129 @@
+"""Reads and writes behind the API: devices, events, feedback, use cases and readiness assessments."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Engine, delete, desc, select
+
+from roi_service.calc.readiness import ReadinessScores
+from roi_service.calc.roi import UseCaseParams
+from roi_service.db.engine import insert_for
+from roi_service.db.schema import devices, feedback, messages, readiness, use_cases
+
+Verdict = Literal["confirmed", "false_alarm"]
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    verdict: Verdict
+    note: str = Field("", max_length=2000)
+
+
+class ReadinessIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field("default", min_length=1, max_length=120)
+    scores: ReadinessScores
+
+
+class DeviceOut(BaseModel):
+    site: str
+    device_id: str
+    state: str
+    state_since: datetime | None
+    last_seen: datetime
+    agent_version: str
+    pipelines: list[dict[str, Any]]
+
+
+class EventOut(BaseModel):
+    message_id: str
+    site: str
+    device_id: str
+    task: str | None
+    event: str | None
+    captured_at: datetime
+    subject: str
+    severity: str
+    verdict: str | None
+
+
+def list_devices(engine: Engine) -> list[DeviceOut]:
+    query = select(devices).order_by(devices.c.site, devices.c.device_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    return [DeviceOut(**{**row, "pipelines": json.loads(row["pipelines"] or "[]")}) for row in rows]
+
+
+def list_events(engine: Engine, limit: int = 100) -> list[EventOut]:
+    m = messages.c
+    query = (
+        select(m.message_id, m.site, m.device_id, m.task, m.event, m.captured_at, m.payload, feedback.c.verdict)
+        .outerjoin(feedback, feedback.c.event_message_id == m.message_id)
+        .where(m.kind == "event")
+        .order_by(desc(m.captured_at))
+        .limit(limit)
+    )
+    out = []
+    with engine.connect() as conn:
+        for row in conn.execute(query).mappings():
+            body = json.loads(row["payload"])
+            fields = {k: row[k] for k in ("message_id", "site", "device_id", "task", "event", "captured_at", "verdict")}
+            out.append(EventOut(**fields, subject=body.get("subject", ""), severity=body.get("severity", "")))
+    return out
+
+
+def event_exists(engine: Engine, message_id: str) -> bool:
+    query = select(messages.c.id).where(messages.c.message_id == message_id, messages.c.kind == "event")
+    with engine.connect() as conn:
+        return conn.execute(query).first() is not None
+
+
+def save_feedback(engine: Engine, message_id: str, body: FeedbackIn, now: datetime) -> None:
+    """The latest verdict on an event wins (an operator may correct a click)."""
+    stmt = insert_for(engine)(feedback).values(
+        event_message_id=message_id, verdict=body.verdict, note=body.note, created_at=now
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["event_message_id"],
+        set_={"verdict": stmt.excluded.verdict, "note": stmt.excluded.note, "created_at": stmt.excluded.created_at},
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def list_use_cases(engine: Engine) -> list[UseCaseParams]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(use_cases.c.params).order_by(use_cases.c.name)).scalars().all()
+    return [UseCaseParams.model_validate_json(row) for row in rows]
+
+
+def save_use_case(engine: Engine, params: UseCaseParams, now: datetime) -> None:
+    stmt = insert_for(engine)(use_cases).values(name=params.name, params=params.model_dump_json(), updated_at=now)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["name"], set_={"params": stmt.excluded.params, "updated_at": stmt.excluded.updated_at}
+    )
+    with engine.begin() as conn:
+        conn.execute(stmt)
+
+
+def delete_use_case(engine: Engine, name: str) -> bool:
+    with engine.begin() as conn:
+        return conn.execute(delete(use_cases).where(use_cases.c.name == name)).rowcount > 0
+
+
+def save_readiness(engine: Engine, body: ReadinessIn, now: datetime) -> None:
+    with engine.begin() as conn:
+        conn.execute(readiness.insert().values(name=body.name, scores=body.scores.model_dump_json(), created_at=now))
+
+
+def latest_readiness(engine: Engine) -> tuple[str, ReadinessScores, datetime] | None:
+    query = select(readiness).order_by(desc(readiness.c.created_at), desc(readiness.c.id)).limit(1)
+    with engine.connect() as conn:
+        row = conn.execute(query).mappings().first()
+    if row is None:
+        return None
+    return row["name"], ReadinessScores.model_validate_json(row["scores"]), row["created_at"]

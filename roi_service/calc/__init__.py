@@ -1,0 +1,1 @@
+"""Pure business calculations: ROI, payback, edge vs cloud cost, readiness, impact score, roadmap."""

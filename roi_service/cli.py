@@ -1,0 +1,157 @@
+"""`roi-service serve | ingest | migrate`: settings from flags, environment (ROI_*) and secret files."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+from sqlalchemy.exc import SQLAlchemyError
+
+from roi_service.config import ServiceSettings
+from roi_service.db.engine import make_engine, migrate
+from roi_service.metrics import ServiceMetrics
+
+logger = logging.getLogger("roi_service")
+
+
+class UsageError(Exception):
+    """A user mistake: printed as one line, exit code 2."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _secret(value: str | None, file: str | None, what: str) -> SecretStr | None:
+    if file:
+        try:
+            return SecretStr(Path(file).read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise UsageError(f"cannot read the {what} file {file}: {exc.strerror}") from exc
+    return SecretStr(value) if value else None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="roi-service", description=__doc__)
+    parser.add_argument("--log-level", default=_env("ROI_LOG_LEVEL", "INFO"))
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text in (
+        ("serve", "run the API and dashboard (and the MQTT ingest unless --no-ingest)"),
+        ("ingest", "run only the MQTT ingest consumer"),
+        ("migrate", "create or upgrade the database schema"),
+    ):
+        cmd = sub.add_parser(name, help=help_text)
+        cmd.add_argument(
+            "--db", default=_env("ROI_DATABASE_URL", "sqlite:///var/roi.db"), help="SQLite or PostgreSQL URL"
+        )
+        if name == "migrate":
+            continue
+        cmd.add_argument("--mqtt-host", default=_env("ROI_MQTT_HOST", "127.0.0.1"))
+        cmd.add_argument("--mqtt-port", type=int, default=int(_env("ROI_MQTT_PORT", "1883") or 1883))
+        cmd.add_argument("--mqtt-username", default=_env("ROI_MQTT_USERNAME"))
+        cmd.add_argument("--mqtt-password-file", default=_env("ROI_MQTT_PASSWORD_FILE"))
+        cmd.add_argument("--mqtt-ca", default=_env("ROI_MQTT_CA"), help="CA file; turns TLS on")
+        cmd.add_argument("--client-id", default=_env("ROI_MQTT_CLIENT_ID", "roi-service"))
+        cmd.add_argument("--share-group", default=_env("ROI_MQTT_SHARE_GROUP"), help="e.g. roi: $share/roi/...")
+        if name == "serve":
+            cmd.add_argument("--host", default=_env("ROI_HOST", "127.0.0.1"))
+            cmd.add_argument("--port", type=int, default=int(_env("ROI_PORT", "8080") or 8080))
+            cmd.add_argument("--token-file", default=_env("ROI_TOKEN_FILE"), help="file holding the bearer token")
+            cmd.add_argument("--no-ingest", action="store_true", help="API and dashboard only")
+            cmd.add_argument("--insecure-no-auth", action="store_true", help="no token (local experiments only)")
+            cmd.add_argument("--period", default=_env("ROI_PERIOD", "7d"), help="dashboard default period")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> ServiceSettings:
+    mqtt: dict[str, Any] = {}
+    if args.command != "migrate":
+        password = _secret(_env("ROI_MQTT_PASSWORD"), args.mqtt_password_file, "MQTT password")
+        mqtt = {
+            "host": args.mqtt_host,
+            "port": args.mqtt_port,
+            "username": args.mqtt_username,
+            "password": password,
+            "ca_file": args.mqtt_ca,
+            "client_id": args.client_id,
+            "shared_group": args.share_group,
+        }
+    token = None
+    if args.command == "serve" and not args.insecure_no_auth:
+        token = _secret(_env("ROI_TOKEN"), args.token_file, "token")
+        if token is None or not token.get_secret_value():
+            raise UsageError("no API token: set ROI_TOKEN or --token-file (or --insecure-no-auth for experiments)")
+    try:
+        return ServiceSettings.model_validate({"database_url": args.db, "token": token, "mqtt": mqtt})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
+
+
+def _start_ingest(settings: ServiceSettings, engine: Any, metrics: ServiceMetrics) -> Any:
+    from roi_service.ingest.consumer import MqttConsumer
+    from roi_service.ingest.writer import IngestWriter
+
+    consumer = MqttConsumer(settings.mqtt, IngestWriter(engine, metrics), settings.ingest)
+    consumer.start()
+    return consumer
+
+
+def _serve(args: argparse.Namespace, settings: ServiceSettings, engine: Any) -> int:
+    import uvicorn
+
+    from roi_service.api.app import create_app
+
+    metrics = ServiceMetrics()
+    consumer = None if args.no_ingest else _start_ingest(settings, engine, metrics)
+    token = settings.token.get_secret_value() if settings.token else None
+    app = create_app(engine, token, metrics, default_period=args.period)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
+    finally:
+        if consumer is not None:
+            consumer.stop()
+    return 0
+
+
+def _ingest(settings: ServiceSettings, engine: Any) -> int:
+    consumer = _start_ingest(settings, engine, ServiceMetrics())
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    consumer.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        settings = _settings(args)
+        engine = make_engine(settings.database_url)
+        migrate(engine)
+    except UsageError as exc:
+        print(f"roi-service: {exc}", file=sys.stderr)
+        return 2
+    except SQLAlchemyError as exc:
+        print(f"roi-service: database {settings.database_url.split('@')[-1]}: {type(exc).__name__}", file=sys.stderr)
+        return 2
+    if args.command == "migrate":
+        print("schema up to date")
+        return 0
+    if args.command == "ingest":
+        return _ingest(settings, engine)
+    return _serve(args, settings, engine)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,174 @@
+"""Synthetic device traffic built with the shared message models: for benchmarks, tests and demos."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+from edge_agent.messages import (
+    ActiveModel,
+    DefectData,
+    Envelope,
+    EventMessage,
+    LatencySummary,
+    MetricsMessage,
+    ModelMessage,
+    ResultMessage,
+    SensorAnomalyData,
+    ShelfData,
+    StatusMessage,
+    Timing,
+    ZoneCount,
+    topic,
+)
+
+EPOCH = datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)
+
+
+@dataclass
+class Device:
+    """One simulated device: builds (topic, message) pairs with increasing seq."""
+
+    site: str
+    device_id: str
+    task: str = "defect"
+    pipeline: str = "line1"
+    seed: int = 0
+    seq: int = 0
+    rng: random.Random = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+
+    def _env(self, at: datetime) -> dict[str, object]:
+        self.seq += 1
+        return {
+            "seq": self.seq,
+            "site": self.site,
+            "device_id": self.device_id,
+            "captured_at": at,
+            "message_id": uuid.UUID(int=self.rng.getrandbits(128), version=4),
+        }
+
+    def topic(self, leaf: str) -> str:
+        return topic(self.site, self.device_id, leaf)
+
+    def result(self, at: datetime, total_ms: float | None = None, flagged: bool = False) -> tuple[str, Envelope]:
+        total = total_ms if total_ms is not None else self.rng.lognormvariate(3.3, 0.35)
+        timing = Timing(
+            preprocess_ms=total * 0.2,
+            inference_ms=total * 0.6,
+            decode_ms=total * 0.1,
+            logic_ms=total * 0.1,
+            total_ms=total,
+        )
+        data: DefectData | SensorAnomalyData | ShelfData
+        if self.task == "defect":
+            data = DefectData(
+                item_id=f"item-{self.seq}", passed=not flagged, score=0.9 if flagged else 0.1, threshold=0.5
+            )
+        elif self.task == "sensor_anomaly":
+            data = SensorAnomalyData(
+                score=2.0 if flagged else 0.3,
+                threshold=1.0,
+                anomalous=flagged,
+                window_start=at - timedelta(seconds=1),
+                window_end=at,
+            )
+        else:
+            zone = ZoneCount(
+                zone="A1",
+                count=0 if flagged else 8,
+                raw_count=0 if flagged else 8,
+                capacity=10,
+                state="out" if flagged else "ok",
+            )
+            data = ShelfData(zones=[zone], detections=zone.count)
+        msg = ResultMessage(**self._env(at), pipeline=self.pipeline, model="m@1", timing=timing, data=data)
+        return self.topic(f"{self.task}/result"), msg
+
+    def event(self, at: datetime, event: str) -> tuple[str, Envelope]:
+        msg = EventMessage(
+            **self._env(at), pipeline=self.pipeline, task=self.task, event=event, subject=f"item-{self.seq}"
+        )
+        return self.topic(f"{self.task}/event"), msg
+
+    def status(self, at: datetime, state: str) -> tuple[str, Envelope]:
+        return self.topic("status"), StatusMessage(**self._env(at), state=state, agent_version="0.1.0")
+
+    def metrics(
+        self,
+        at: datetime,
+        *,
+        p50: float,
+        p95: float,
+        p99: float,
+        count: int,
+        under: float,
+        period_s: float = 60.0,
+        backlog: int = 0,
+        replayed: int = 0,
+        items: int = 0,
+    ) -> tuple[str, Envelope]:
+        summary = LatencySummary(
+            pipeline=self.pipeline,
+            task=self.task,
+            count=count,
+            p50_ms=p50,
+            p95_ms=p95,
+            p99_ms=p99,
+            max_ms=p99 * 1.2,
+            under_target_ratio=under,
+            items=items or count,
+        )
+        msg = MetricsMessage(
+            **self._env(at),
+            period_s=period_s,
+            uptime_s=3600.0,
+            pipelines=[summary],
+            backlog=backlog,
+            replayed_count=replayed,
+        )
+        return self.topic("metrics"), msg
+
+    def model(self, at: datetime, accuracy: dict[str, object]) -> tuple[str, Envelope]:
+        active = ActiveModel(
+            pipeline=self.pipeline,
+            name="m",
+            version="1",
+            variant="onnx-int8",
+            sha256="0" * 64,
+            runtime="onnxruntime",
+            accuracy=accuracy,
+        )
+        return self.topic("model"), ModelMessage(**self._env(at), models=[active])
+
+
+def payload(message: Envelope, replayed: bool = False, published_at: datetime | None = None) -> bytes:
+    """The JSON a device sends: send-time fields stamped in, as the outbox does."""
+    stamped = message.model_copy(update={"replayed": replayed, "published_at": published_at})
+    return stamped.model_dump_json().encode()
+
+
+def day_of_traffic(device: Device, start: datetime = EPOCH, results: int = 200) -> list[tuple[str, bytes]]:
+    """A plausible hour: status online, model card, results with some flagged, events, metrics."""
+    out: list[tuple[str, bytes]] = []
+    t, m = device.status(start, "online")
+    out.append((t, payload(m)))
+    t, m = device.model(start, {"f1": 0.93})
+    out.append((t, payload(m)))
+    for i in range(results):
+        at = start + timedelta(seconds=10 * (i + 1))
+        flagged = i % 20 == 0
+        t, m = device.result(at, flagged=flagged)
+        out.append((t, payload(m)))
+        if flagged:
+            t, m = device.event(at, "defect" if device.task == "defect" else "anomaly_start")
+            out.append((t, payload(m)))
+    t, m = device.metrics(
+        start + timedelta(seconds=10 * results), p50=27.0, p95=48.0, p99=80.0, count=results, under=0.995
+    )
+    out.append((t, payload(m)))
+    return out

@@ -1,0 +1,29 @@
+"""Shared fixtures: folder-based markers, a real Mosquitto on a free loopback port, tiny real models."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.broker import Broker, start_mosquitto
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "unit" in parts:
+            item.add_marker(pytest.mark.unit)
+        elif "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Broker]:
+    """A fresh Mosquitto on 127.0.0.1 and a free port, anonymous access allowed."""
+    broker = start_mosquitto(tmp_path / "mosquitto")
+    try:
+        yield broker
+    finally:
+        broker.stop()

@@ -1,0 +1,148 @@
+"""10,000 fuzzed and malformed payloads through a real Mosquitto: all rejected and counted, valid traffic stored."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine, func, select
+
+from roi_service.config import IngestSettings, MqttSettings
+from roi_service.db.schema import messages
+from roi_service.ingest.consumer import MqttConsumer
+from roi_service.ingest.writer import IngestWriter
+from roi_service.metrics import ServiceMetrics
+from roi_service.simulate import EPOCH, Device, payload
+from tests.support.broker import Broker
+from tests.support.roi import any_engine
+
+FUZZ = 10_000
+VALID = 500
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with any_engine(request.param, tmp_path) as eng:
+        yield eng
+
+
+def _mutations(rng: random.Random) -> list[Callable[[dict[str, Any]], Any]]:
+    """Each one makes a valid payload invalid by construction."""
+    return [
+        lambda d: {**d, "seq": -1},
+        lambda d: {**d, "seq": rng.choice(["seven", None, 1.5, [], 2**70])},
+        lambda d: {**d, "kind": rng.choice(["weather", "", None, 42])},
+        lambda d: {**d, "schema_version": rng.choice([0, 2, "1"])},
+        lambda d: {**d, "message_id": rng.choice(["not-a-uuid", "", 123])},
+        lambda d: _without(d, rng.choice(["seq", "site", "captured_at", "timing", "data"])),
+        lambda d: {**d, "unexpected": rng.random()},
+        lambda d: {**d, "captured_at": rng.choice(["yesterday", "2026-13-45T99:00:00Z", 1e300])},
+        lambda d: {**d, "pipeline": rng.choice(["a\u0000b", "x" * 65])},
+        lambda d: {**d, "device_id": "someone-else"},
+        lambda d: {**d, "data": {**d["data"], "task": "shelf"}},
+        lambda d: {**d, "timing": {**d["timing"], "total_ms": "fast"}},
+        lambda d: [d],
+        lambda d: "just a string",
+    ]
+
+
+def _without(body: dict[str, Any], key: str) -> dict[str, Any]:
+    return {k: v for k, v in body.items() if k != key}
+
+
+def fuzz_payloads(dev: Device, n: int, seed: int = 1234) -> list[tuple[str, bytes]]:
+    rng = random.Random(seed)
+    mutations = _mutations(rng)
+    result_topic = dev.topic("defect/result")
+    out: list[tuple[str, bytes]] = []
+    for i in range(n):
+        topic, msg = dev.result(EPOCH)
+        body = json.loads(payload(msg))
+        choice = i % 6
+        if choice == 0:
+            out.append((result_topic, bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))))
+        elif choice == 1:
+            raw = payload(msg)
+            out.append((result_topic, raw[: rng.randint(0, len(raw) - 1)]))
+        elif choice == 2:
+            out.append((result_topic, b"[" * rng.randint(1000, 5000)))
+        elif choice == 3:
+            out.append((rng.choice(["edge/v1/plant/cam1", "edge/v1/bad site/cam1/defect/result"]), payload(msg)))
+        elif choice == 4:
+            out.append((dev.topic(f"defect/snapshot/{i}"), b"GIF89a" + bytes(rng.getrandbits(8) for _ in range(20))))
+        else:
+            out.append((topic, json.dumps(rng.choice(mutations)(body), allow_nan=True).encode()))
+    return out
+
+
+def test_fuzzed_payloads_are_rejected_and_valid_traffic_survives(mosquitto: Broker, engine: Engine) -> None:
+    dev = Device("plant", "cam1", task="defect", seed=5)
+    valid = [dev.result(EPOCH) for _ in range(VALID)]
+    bad = fuzz_payloads(Device("plant", "cam1", task="defect", seed=6), FUZZ)
+    stream: list[tuple[str, bytes]] = []
+    for i, item in enumerate(bad):
+        stream.append(item)
+        if i % (FUZZ // VALID) == 0:
+            topic, msg = valid[i // (FUZZ // VALID)]
+            stream.append((topic, payload(msg)))
+    stream.append((dev.topic("defect/snapshot/real"), b"\xff\xd8\xff\xe0jpeg"))
+    assert len(stream) == FUZZ + VALID + 1
+
+    metrics = ServiceMetrics()
+    consumer = MqttConsumer(
+        MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id=f"roi-{uuid.uuid4().hex[:6]}"),
+        IngestWriter(engine, metrics),
+        IngestSettings(max_wait_s=0.02),
+    )
+    consumer.start()
+    try:
+        _wait(lambda: consumer.subscriptions == 1)
+        publisher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="fuzzer")
+        publisher.max_queued_messages_set(0)
+        publisher.connect(mosquitto.host, mosquitto.port)
+        publisher.loop_start()
+        infos = [publisher.publish(topic, body, qos=1) for topic, body in stream]
+        for info in infos:
+            info.wait_for_publish(30)
+        _wait(
+            lambda: metrics.sample("roi_ingest_received_total") >= len(stream),
+            timeout_s=120,
+            what=lambda: metrics.sample("roi_ingest_received_total"),
+        )
+        # After the storm the service still works: one more valid message is stored.
+        topic, msg = dev.result(EPOCH)
+        publisher.publish(topic, payload(msg), qos=1).wait_for_publish(10)
+        _wait(lambda: _stored(engine) == VALID + 1, what=lambda: _stored(engine))
+        publisher.loop_stop()
+        publisher.disconnect()
+        assert consumer._thread.is_alive()
+    finally:
+        consumer.stop()
+
+    assert metrics.total_rejected() == FUZZ
+    assert metrics.sample("roi_ingest_snapshots_total") == 1
+    assert metrics.sample("roi_ingest_stored_total", {"kind": "result"}) == VALID + 1
+    for reason in ("json", "schema", "topic", "topic_mismatch", "field_range", "snapshot"):
+        assert metrics.sample("roi_ingest_rejected_total", {"reason": reason}) > 0, reason
+
+
+def _stored(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(messages)).scalar_one())
+
+
+def _wait(check: Callable[[], bool], timeout_s: float = 30.0, what: Callable[[], object] = lambda: "") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"condition not reached {what()}")

@@ -1,0 +1,130 @@
+"""The shipped shelf detector through the shelf task: demo shelf counts, stock events, odd frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+import yaml
+
+from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig
+from edge_agent.errors import DataError
+from edge_agent.messages import ShelfData
+from edge_agent.runtime.manifest import load_manifest
+from edge_agent.runtime.registry import LoadedModel, load_model
+from edge_agent.tasks.base import Item, TaskContext, TaskOutput
+from edge_agent.tasks.shelf.compose import ProductLibrary, ShelfComposer
+from edge_agent.tasks.shelf.config import ShelfTaskConfig
+from edge_agent.tasks.shelf.task import ShelfTask
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL = REPO / "models" / "shelf-detector"
+DEMO = REPO / "examples" / "data" / "shelf_demo"
+VARIANTS = sorted(load_manifest(MODEL).files)
+
+
+def load(variant: str | None = None) -> LoadedModel:
+    fmt = load_manifest(MODEL).files[variant or "onnx-int8"].format
+    runtime = LiteRTConfig(kind="litert") if fmt == "tflite" else OnnxRuntimeConfig()
+    return load_model(MODEL, variant, runtime)
+
+
+def demo_config(**overrides: Any) -> ShelfTaskConfig:
+    block = yaml.safe_load((DEMO / "zones.yaml").read_text())
+    return ShelfTaskConfig.model_validate({"kind": "shelf", **block, **overrides})
+
+
+def frames() -> list[np.ndarray]:
+    return [cv2.imread(str(p)) for p in sorted(DEMO.glob("frame_*.jpg"))]
+
+
+def run(task: ShelfTask, frame: np.ndarray, index: int = 0) -> TaskOutput:
+    item = Item(frame, float(index), "test", index)
+    return task.logic(task.decode(task.run(task.preprocess([item])), [item])[0], item)
+
+
+def counts(out: TaskOutput) -> dict[str, int]:
+    assert isinstance(out.data, ShelfData)
+    return {z.zone: z.count for z in out.data.zones}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_every_variant_counts_the_demo_shelf(variant: str) -> None:
+    truth = json.loads((DEMO / "truth.json").read_text())
+    task = ShelfTask(demo_config(smoothing_frames=1), load(variant), TaskContext("p", "s", "d"))
+    errors = []
+    for index in (0, 13, 20):
+        got = counts(run(task, frames()[index], index))
+        errors += [abs(got[zone] - truth[zone][index]) for zone in truth]
+    assert np.mean(errors) <= 0.5, f"{variant}: count errors per zone {errors}"
+
+
+def test_demo_sequence_raises_low_out_and_restocked_but_not_for_the_arm() -> None:
+    task = ShelfTask(demo_config(), load(), TaskContext("p", "s", "d"))
+    events = []
+    for index, frame in enumerate(frames()):
+        events += [(index, e.event, e.subject) for e in run(task, frame, index).events]
+    target = [(i, name) for i, name, zone in events if zone == "r2-s1"]
+    assert [name for _, name in target] == ["low_stock", "out_of_stock", "restocked"]
+    assert all(i > 11 for i, _ in target), "the arm passing at frames 6-8 must not raise an event"
+    assert [e for e in events if e[2] != "r2-s1"] == []
+
+
+def test_black_frame_is_not_counted_and_counting_resumes() -> None:
+    task = ShelfTask(demo_config(smoothing_frames=1), load(), TaskContext("p", "s", "d"))
+    first = run(task, frames()[0])
+    blank = run(task, np.zeros((480, 640, 3), np.uint8), 1)
+    assert blank.data is None and blank.events == []
+    again = run(task, frames()[0], 2)
+    assert counts(again) == counts(first)
+
+
+def test_a_shelf_without_products_counts_nothing() -> None:
+    composer = ShelfComposer(ProductLibrary.procedural(seed=2))
+    task = ShelfTask(demo_config(smoothing_frames=1, frame_size=None), load(), TaskContext("p", "s", "d"))
+    found = []
+    for seed in range(5):
+        empty = cv2.resize(composer.compose(np.random.default_rng(seed), products=False).image, (640, 480))
+        out = run(task, empty, seed)
+        assert isinstance(out.data, ShelfData)
+        found.append(out.data.detections)
+    assert sum(found) <= 2, f"detections on empty shelves: {found}"
+
+
+def test_another_resolution_scales_zones_or_fails_clearly() -> None:
+    task = ShelfTask(demo_config(smoothing_frames=1), load(), TaskContext("p", "s", "d"))
+    small = counts(run(task, frames()[0]))
+    large = counts(run(task, cv2.resize(frames()[0], (1280, 960)), 1))
+    assert large == small
+    with pytest.raises(DataError, match="1280x720"):
+        run(task, cv2.resize(frames()[0], (1280, 720)), 2)
+
+
+def test_snapshot_is_a_jpeg_with_the_zones_drawn() -> None:
+    task = ShelfTask(demo_config(), load(), TaskContext("p", "s", "d"))
+    assert task.snapshot() is None
+    run(task, frames()[0])
+    jpeg = task.snapshot()
+    assert jpeg is not None
+    image = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape == (480, 640, 3)
+    assert not np.array_equal(image, frames()[0])
+
+
+def test_zones_auto_proposes_one_zone_per_shelf_row(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge_agent.tasks.shelf.zones import main
+
+    render = tmp_path / "zones.png"
+    code = main(["auto", "--image", str(DEMO / "frame_000.jpg"), "--model", str(MODEL), "--render", str(render)])
+    assert code == 0
+    block = yaml.safe_load(capsys.readouterr().out)
+    config = ShelfTaskConfig.model_validate({"kind": "shelf", **block})
+    assert [z.name for z in config.zones] == ["row1", "row2", "row3"]
+    truth = json.loads((DEMO / "truth.json").read_text())
+    per_row = [sum(v[0] for k, v in truth.items() if k.startswith(f"r{r}-")) for r in (1, 2, 3)]
+    assert [z.capacity for z in config.zones] == per_row
+    assert cv2.imread(str(render)).shape == (480, 640, 3)

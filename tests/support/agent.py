@@ -1,0 +1,137 @@
+"""Helpers to run the real agent as a process and to watch what a plain MQTT subscriber receives."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import paho.mqtt.client as paho
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = ROOT / "tests" / "data" / "tiny-classifier"
+
+
+def make_images(folder: Path, count: int = 10) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image = np.random.default_rng(i).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        cv2.imwrite(str(folder / f"{i:03d}.png"), image)
+    return folder
+
+
+def agent_config(workdir: Path, port: int, **overrides: Any) -> Path:
+    """A config for the tiny classifier on a looping image folder at about 200 results/s."""
+    make_images(workdir / "images")
+    config: dict[str, Any] = {
+        "device": {"site": "lab", "id": "dev1"},
+        "mqtt": {
+            "host": "127.0.0.1",
+            "port": port,
+            "reconnect_min_s": 0.2,
+            "reconnect_max_s": 1.0,
+            "home_assistant": {"enabled": False},
+        },
+        "outbox": {"path": "outbox.db"},
+        "http": {"port": 0},
+        "metrics": {"publish_interval_s": 5},
+        "pipelines": [
+            {
+                "name": "cls",
+                "source": {"kind": "folder", "path": "images", "loop": True, "interval_s": 0.005},
+                "model": {"path": str(TINY)},
+                "task": {"kind": "classify"},
+                "sinks": ["mqtt", "jsonl"],
+                "jsonl_path": "produced.jsonl",
+            }
+        ],
+    }
+    for key, value in overrides.items():
+        config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) else value
+    path = workdir / "agent.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def start_agent(config: Path, log_name: str = "agent.log") -> subprocess.Popen[bytes]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with (config.parent / log_name).open("ab") as log:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "edge_agent.cli", "run", str(config)],
+            cwd=config.parent,
+            stdout=log,
+            stderr=log,
+            env=env,
+        )
+
+
+def stop_agent(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(timeout=timeout_s)
+
+
+def produced_ids(jsonl: Path) -> list[str]:
+    """message_ids the agent committed (the jsonl sink writes after the outbox commit)."""
+    ids = []
+    for line in jsonl.read_bytes().splitlines():
+        try:
+            ids.append(json.loads(line)["message_id"])
+        except (ValueError, KeyError):
+            continue  # a line cut short by SIGKILL
+    return ids
+
+
+@dataclass
+class Watcher:
+    """A plain subscriber with a persistent session, as an operator's dashboard would have."""
+
+    host: str
+    port: int
+    topic: str = "edge/v1/+/+/+/result"
+    client_id: str = "test-watcher"
+    received: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def start(self) -> Watcher:
+        self.client = paho.Client(
+            CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False, protocol=paho.MQTTv311
+        )
+        self.client.reconnect_delay_set(0.2, 1.0)
+        self.client.on_message = self._on_message
+        self.client.on_connect = lambda c, u, f, rc, p: c.subscribe(self.topic, qos=1)
+        self.client.connect(self.host, self.port)
+        self.client.loop_start()
+        return self
+
+    def _on_message(self, client: paho.Client, userdata: Any, msg: paho.MQTTMessage) -> None:
+        body = json.loads(msg.payload)
+        body["_received_at"] = time.time()
+        with self.lock:
+            self.received.append(body)
+
+    def ids(self) -> list[str]:
+        with self.lock:
+            return [m["message_id"] for m in self.received]
+
+    def wait_for(self, wanted: set[str], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if wanted <= set(self.ids()):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
