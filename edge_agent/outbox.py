@@ -223,7 +223,8 @@ class Outbox:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute(
-                "INSERT OR REPLACE INTO set_aside(id, topic, payload, created, reason, set_aside_at) VALUES (?,?,?,?,?,?)",
+                "INSERT OR REPLACE INTO set_aside(id, topic, payload, created, reason, set_aside_at)"
+                " VALUES (?,?,?,?,?,?)",
                 (message.id, message.topic, message.payload, message.created, reason, self.clock()),
             )
             deleted = self._db.execute("DELETE FROM messages WHERE id=?", (message.id,)).rowcount

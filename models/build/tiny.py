@@ -6,6 +6,7 @@ The network is random-weight on purpose: tests check plumbing and fp32/int8 agre
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -80,7 +81,7 @@ def build_cnn224() -> None:
     torch.manual_seed(11)
     layers: list[torch.nn.Module] = []
     channels = [3, 16, 32, 64, 128, 256]
-    for cin, cout in zip(channels, channels[1:]):
+    for cin, cout in itertools.pairwise(channels):
         layers += [torch.nn.Conv2d(cin, cout, 3, stride=2, padding=1), torch.nn.ReLU(),
                    torch.nn.Conv2d(cout, cout, 3, padding=1, groups=cout), torch.nn.ReLU()]
     net = torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
