@@ -18,11 +18,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -43,31 +41,37 @@ def free_port() -> int:
 
 
 class Counter:
-    """A subscriber counting what arrives on a topic."""
+    """A subscriber in its own process (`mosquitto_sub`), as on a site: the consumer is not on the device.
+
+    In the benchmark's own process it would compete with the publisher for the interpreter lock and
+    measure the subscriber as much as the publisher.
+    """
 
     def __init__(self, port: int, topic: str) -> None:
-        self.count = 0
-        self.done = threading.Event()
-        self.target = 0
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-        self.client.on_message = self._on_message
-        self.client.connect("127.0.0.1", port)
-        self.client.subscribe(topic, qos=1)
-        self.client.loop_start()
-        time.sleep(0.3)
-
-    def _on_message(self, client: Any, userdata: Any, msg: Any) -> None:
-        self.count += 1
-        if self.count >= self.target:
-            self.done.set()
+        self.port, self.topic = port, topic
+        self.binary = shutil.which("mosquitto_sub") or "/usr/bin/mosquitto_sub"
+        self.proc: subprocess.Popen[bytes] | None = None
 
     def expect(self, n: int) -> None:
-        self.count, self.target = 0, n
-        self.done.clear()
+        """Start a subscriber that exits once it has received n messages; returns when it is subscribed."""
+        self.proc = subprocess.Popen(
+            [self.binary, "-h", "127.0.0.1", "-p", str(self.port), "-q", "1", "-t", self.topic, "-C", str(n)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+
+    def wait(self, timeout_s: float) -> None:
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise SystemExit("bench: the subscriber did not receive every message in time") from None
 
     def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
 
 
 def payloads(n: int) -> list[bytes]:
@@ -97,7 +101,7 @@ def bare_paho(port: int, topic: str, data: list[bytes], counter: Counter) -> flo
     start = time.perf_counter()
     for body in data:
         client.publish(topic, body, qos=1)
-    counter.done.wait(120)
+    counter.wait(120)
     elapsed = time.perf_counter() - start
     client.loop_stop()
     client.disconnect()
@@ -117,7 +121,7 @@ def through_outbox(port: int, topic: str, data: list[bytes], counter: Counter, b
     start = time.perf_counter()
     for i in range(0, len(data), batch):
         outbox.put_many([(topic, body) for body in data[i : i + batch]])
-    counter.done.wait(120)
+    counter.wait(120)
     elapsed = time.perf_counter() - start
     deadline = time.monotonic() + 10
     while outbox.backlog and time.monotonic() < deadline:

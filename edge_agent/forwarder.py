@@ -42,6 +42,8 @@ class Forwarder(threading.Thread):
         self.window = window
         self._inflight: dict[int, _InFlight] = {}
         self._acks: deque[tuple[int, ReasonCode | None]] = deque()
+        self._ack_arrived = threading.Event()
+        self._refill_at = max(1, window // 4)
         self._stop_event = threading.Event()
         self._cursor = 0
         self._generation = -1
@@ -55,12 +57,14 @@ class Forwarder(threading.Thread):
 
     def _on_ack(self, mid: int, reason: ReasonCode | None) -> None:
         self._acks.append((mid, reason))  # deque.append is thread-safe; the forwarder thread does the work
+        self._ack_arrived.set()
 
     def run(self) -> None:
         last_expire = 0.0
         last_ack_flush = time.monotonic()
         pending_ids: list[int] = []
         while not self._stop_event.is_set():
+            self._ack_arrived.clear()  # cleared before draining: an ack arriving from now on wakes the wait below
             pending_ids += self._drain_acks()  # acks of the old connection count before it is written off
             if self.link.generation != self._generation:
                 self._new_connection()
@@ -75,7 +79,10 @@ class Forwarder(threading.Thread):
                 last_expire = now
             sent = self._send_more() if self.link.connected.is_set() else 0
             if not sent:
-                self.outbox.wait_for_data(0.01 if self._inflight else 0.1)
+                if self.window - len(self._inflight) < self._refill_at:
+                    self._ack_arrived.wait(0.01)  # the window is full: PUBACKs make room
+                else:
+                    self.outbox.wait_for_data(0.01 if self._inflight else 0.1)
         if pending_ids:
             self.outbox.ack(pending_ids + self._drain_acks())
 
@@ -107,16 +114,17 @@ class Forwarder(threading.Thread):
 
     def _send_more(self) -> int:
         room = self.window - len(self._inflight)
-        if room <= 0:
-            return 0
+        if room < self._refill_at:
+            return 0  # refill in chunks: one SQLite read per quarter window, not one per PUBACK
         batch = self.outbox.fetch(self._cursor, room)
         sent = 0
+        stamp = m.SendStamp(m.utcnow())
         for message in batch:
             self._cursor = message.id
             if self._is_poison(message):
                 continue
             replayed = message.created < self._connected_at
-            payload = m.stamp_for_send(message.payload, m.utcnow(), replayed)
+            payload = stamp.apply(message.payload, replayed)
             info = self.link.publish(message.topic, payload)
             if info is None:  # the connection dropped under us: refetch after the reconnect
                 self._cursor = message.id - 1

@@ -268,12 +268,23 @@ def utcnow() -> datetime:
 
 def stamp_for_send(body: bytes, published_at: datetime, replayed: bool) -> bytes:
     """Add published_at and replayed to a stored JSON object without re-serialising the whole payload."""
-    if not body.endswith(b"}"):
-        return body
-    extra = {"published_at": published_at.isoformat().replace("+00:00", "Z"), "replayed": replayed}
-    tail = json.dumps(extra, separators=(",", ":"))[1:]
-    joiner = b"," if body != b"{}" else b""
-    return body[:-1] + joiner + tail.encode()
+    return SendStamp(published_at).apply(body, replayed)
+
+
+class SendStamp:
+    """The send-time fields for one batch of stored payloads, encoded once for the whole batch."""
+
+    def __init__(self, published_at: datetime) -> None:
+        when = json.dumps(published_at.isoformat().replace("+00:00", "Z"))
+        self._tails = {
+            flag: f'"published_at":{when},"replayed":{str(flag).lower()}}}'.encode() for flag in (False, True)
+        }
+
+    def apply(self, body: bytes, replayed: bool) -> bytes:
+        if not body.endswith(b"}"):
+            return body
+        joiner = b"," if body != b"{}" else b""
+        return body[:-1] + joiner + self._tails[replayed]
 
 
 def serialize_for_store(message: Envelope) -> bytes:

@@ -149,6 +149,7 @@ def test_public_surface_is_pinned() -> None:
         "ResultData",
         "ResultMessage",
         "SCHEMA_VERSION",
+        "SendStamp",
         "SensorAnomalyData",
         "ShelfData",
         "StatusMessage",
