@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"goal: image AUROC >= 0.95 ({'met' if int8 >= 0.95 else 'not met'} by int8 ONNX: {int8})")
     args.json.parent.mkdir(parents=True, exist_ok=True)
+    command = " ".join(["python -m bench.defect_kolektor", *(argv if argv is not None else sys.argv[1:])])
     args.json.write_text(json.dumps({"model": str(args.model), "threshold": manifest.thresholds["score"],
-                                     "variants": table, "markdown": text}, indent=2))  # fmt: skip
+                                     "variants": table, "markdown": text, "command": command}, indent=2))  # fmt: skip
     return 0
 
 

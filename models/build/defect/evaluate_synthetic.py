@@ -23,9 +23,7 @@ from edge_agent.runtime.manifest import load_manifest, write_manifest  # noqa: E
 from edge_agent.tasks.defect.card import CARD_NAME  # noqa: E402
 from edge_agent.tasks.defect.evaluate import evaluate, markdown  # noqa: E402
 
-KOLEKTOR_CMD = (
-    "python -m bench.defect_kolektor --data /work/shared/data/kolektorsdd --fit --fit-python /work/buildenv/bin/python"
-)
+KOLEKTOR_CMD = "python -m bench.defect_kolektor --data PATH/TO/kolektorsdd --fit --fit-python PYTHON_WITH_TRAIN_EXTRA"
 MARK = "\n## Synthetic evaluation set"
 
 
@@ -82,7 +80,7 @@ def main() -> int:
                      "Fitted on the 278 good parts of the train split (its 42 defects only set the threshold),"
                      " evaluated on the val split. KolektorSDD is CC BY-NC-SA 4.0: the data and any weights fitted"
                      " on it are non-commercial and are not part of this repository.", "",
-                     kolektor["markdown"], "", f"Reproduce: `{KOLEKTOR_CMD}`"]  # fmt: skip
+                     kolektor["markdown"], "", f"Reproduce: `{kolektor.get('command', KOLEKTOR_CMD)}`"]  # fmt: skip
     write_manifest(args.model, manifest.model_copy(update={"metrics": metrics}))
     card = args.model / CARD_NAME
     text_before = card.read_text(encoding="utf-8").split(MARK)[0].rstrip("\n") + "\n"
