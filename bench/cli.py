@@ -99,7 +99,8 @@ def summary_rows(models: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for c in m["cases"]:
             ok = c.get("status") == "ok"
             rows.append({"model": m["name"], "task": m["task"], "variant": c["variant"], "threads": c["threads"],
-                         "status": c.get("status"), "e2e_p50_ms": c["e2e"]["p50_ms"] if ok else None,
+                         "precision": c.get("precision"), "status": c.get("status"),
+                         "e2e_p50_ms": c["e2e"]["p50_ms"] if ok else None,
                          "e2e_p95_ms": c["e2e"]["p95_ms"] if ok else None,
                          "bare_p95_ms": c["bare"]["p95_ms"] if ok else None,
                          "under_target_ratio": c["e2e"]["under_target_ratio"] if ok else None,

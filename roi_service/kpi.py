@@ -1,4 +1,7 @@
-"""KPIs per fleet, site, device or job: target, current value, previous period, trend and a small series."""
+"""KPIs per fleet, site, device or job: target, current value, previous period, trend and a small series.
+
+Beside the windowed rows, each device's latest benchmark (kpi_bench) comes with the report.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,8 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
-from roi_service.kpi_data import DeviceKey, Scope, Window, load_window
+from roi_service.kpi_bench import DeviceBenchmark, device_benchmarks
+from roi_service.kpi_data import DeviceKey, Scope, Window, load_benchmarks, load_window
 
 Direction = Literal["min", "max"]
 # Model-card figures tried in this order for "model accuracy" (all on a 0..1 scale).
@@ -71,6 +75,7 @@ class KpiReport:
     start: datetime
     end: datetime
     rows: list[KpiRow] = field(default_factory=list)
+    benchmarks: list[DeviceBenchmark] = field(default_factory=list)
 
     def value(self, key: str) -> float | None:
         return next((row.current for row in self.rows if row.key == key), None)
@@ -207,7 +212,10 @@ def _trend(current: float | None, previous: float | None) -> Any:
 def kpi_report(
     engine: Engine, scope: Scope, end: datetime, period: timedelta, targets: KpiTargets | None = None, buckets: int = 12
 ) -> KpiReport:
-    """KPIs over [end - period, end), compared with the period before, with `buckets` points for a sparkline."""
+    """KPIs over [end - period, end), compared with the period before, with `buckets` points for a sparkline.
+
+    The benchmarks are not windowed: each device's newest one measured before `end` counts.
+    """
     targets = targets or KpiTargets()
     start = end - period
     window = load_window(engine, scope, start - period, end)
@@ -215,6 +223,7 @@ def kpi_report(
     step = period / buckets
     series = [values(window, start + i * step, start + (i + 1) * step) for i in range(buckets)]
     report = KpiReport(scope, start, end)
+    report.benchmarks = device_benchmarks(load_benchmarks(engine, scope, end), scope, targets.latency_ms)
     for kpi in KPIS:
         target = _target(kpi, targets)
         report.rows.append(

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
-from roi_service.db.schema import feedback, messages, status_events
+from roi_service.db.schema import devices, feedback, messages, status_events
 
 ScopeKind = Literal["fleet", "site", "device", "job"]
 DeviceKey = tuple[str, str]
@@ -165,3 +165,66 @@ def _load_transitions(conn: Connection, window: Window) -> None:
         if timeline and timeline[0][0] < window.start and at <= window.start:
             timeline.clear()  # only the last state before the window matters
         timeline.append((at, state))
+
+
+# ---------------------------------------------------------------- benchmarks (not windowed: the latest counts)
+
+
+@dataclass
+class StoredBench:
+    """A device in scope, the tasks of its pipelines, and its latest stored `bench` message if it sent one."""
+
+    key: DeviceKey
+    tasks: set[str] = field(default_factory=set)
+    message_id: str | None = None
+    captured_at: datetime | None = None
+    payload: dict[str, Any] | None = None
+
+
+def load_benchmarks(engine: Engine, scope: Scope, end: datetime) -> list[StoredBench]:
+    """Every known device in scope with its newest `bench` message measured before `end`, sorted by device."""
+    found: dict[DeviceKey, StoredBench] = {}
+    if scope.kind == "device" and scope.site is not None and scope.device_id is not None:
+        found[(scope.site, scope.device_id)] = StoredBench((scope.site, scope.device_id))
+    with engine.connect() as conn:
+        for site, device, pipelines in conn.execute(
+            select(devices.c.site, devices.c.device_id, devices.c.pipelines).where(*scope.where(devices))
+        ):
+            found[(site, device)] = StoredBench((site, device), tasks=_pipeline_tasks(pipelines))
+        for site, device, mid, at, body in conn.execute(_latest_bench_query(scope, end)):
+            entry = found.setdefault((site, device), StoredBench((site, device)))
+            entry.message_id, entry.captured_at, entry.payload = mid, at, _json_object(body)
+    return [found[key] for key in sorted(found)]
+
+
+def _latest_bench_query(scope: Scope, end: datetime) -> Any:
+    m = messages.c
+    newest_first = func.row_number().over(
+        partition_by=(m.site, m.device_id), order_by=(m.captured_at.desc(), m.id.desc())
+    )
+    ranked = (
+        select(m.site, m.device_id, m.message_id, m.captured_at, m.payload, newest_first.label("rank"))
+        .where(m.kind == "bench", m.captured_at < end, *scope.where(messages))
+        .subquery()
+    )
+    r = ranked.c
+    return select(r.site, r.device_id, r.message_id, r.captured_at, r.payload).where(r.rank == 1)
+
+
+def _pipeline_tasks(text: str | None) -> set[str]:
+    try:
+        pipelines = json.loads(text or "[]")
+    except ValueError:
+        return set()
+    if not isinstance(pipelines, list):
+        return set()
+    return {str(p["task"]) for p in pipelines if isinstance(p, dict) and p.get("task")}
+
+
+def _json_object(text: str) -> dict[str, Any] | None:
+    """The stored payload was validated on ingest; a body that no longer parses counts as no benchmark."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

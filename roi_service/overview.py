@@ -15,6 +15,7 @@ from roi_service.api.store import latest_readiness, list_use_cases
 from roi_service.calc.readiness import Readiness, assess
 from roi_service.calc.roadmap import KpiGap, Phase, UseCaseSummary, build_roadmap
 from roi_service.kpi import KpiReport, KpiTargets, kpi_report
+from roi_service.kpi_bench import DeviceBenchmark
 from roi_service.kpi_data import Scope
 from roi_service.measure import RankedUseCase, rank
 
@@ -94,7 +95,8 @@ def to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def kpi_rows_for_csv(report: KpiReport) -> list[dict[str, Any]]:
-    return [
+    """One row per KPI of the scope, then one `benchmark_int8_p95_ms` row per device (its scope is the device)."""
+    rows = [
         {
             "scope": report.scope.label,
             "start": report.start.isoformat(),
@@ -107,6 +109,39 @@ def kpi_rows_for_csv(report: KpiReport) -> list[dict[str, Any]]:
             "previous": None if row.previous is None else round(row.previous, 4),
             "trend": row.trend,
             "status": row.status,
+            "detail": "",
         }
         for row in report.rows
     ]
+    return rows + [_benchmark_row(report, bench) for bench in report.benchmarks]
+
+
+_BENCH_STATUS = {"pass": "ok", "fail": "below_target", "incomplete": "no_data", "no_benchmark": "no_data"}
+_VERDICT = {True: "pass", False: "fail", None: "no verdict"}
+
+
+def _benchmark_detail(bench: DeviceBenchmark) -> str:
+    if bench.measured_at is None:
+        return bench.detail
+    parts = [f"{bench.status}, measured {bench.measured_at.isoformat()}"]
+    if bench.cpu_model:
+        parts.append(f"CPU {bench.cpu_model}")
+    parts += [f"{m.model} {_VERDICT[m.passed]}" for m in bench.models]
+    return "; ".join(parts)
+
+
+def _benchmark_row(report: KpiReport, bench: DeviceBenchmark) -> dict[str, Any]:
+    return {
+        "scope": f"{bench.site}/{bench.device_id}",
+        "start": report.start.isoformat(),
+        "end": report.end.isoformat(),
+        "kpi": "benchmark_int8_p95_ms",
+        "label": "Benchmark: worst int8 p95 (edge-agent bench)",
+        "unit": "ms",
+        "target": bench.target_ms,
+        "current": None if bench.worst_int8_p95_ms is None else round(bench.worst_int8_p95_ms, 4),
+        "previous": None,
+        "trend": "n/a",
+        "status": _BENCH_STATUS[bench.status],
+        "detail": _benchmark_detail(bench),
+    }

@@ -6,9 +6,11 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 from edge_agent.messages import (
     ActiveModel,
+    BenchResultMessage,
     DefectData,
     Envelope,
     EventMessage,
@@ -144,6 +146,31 @@ class Device:
             accuracy=accuracy,
         )
         return self.topic("model"), ModelMessage(**self._env(at), models=[active])
+
+    def bench(
+        self,
+        at: datetime,
+        p95: dict[str, float],
+        verdicts: dict[str, bool] | None = None,
+        cpu_model: str = "ARM Cortex-A72",
+    ) -> tuple[str, Envelope]:
+        """An `edge-agent bench --publish` summary: model -> int8 p95 at 1 thread (fp32 and 4 threads beside it)."""
+        summary: list[dict[str, Any]] = []
+        for model, ms in p95.items():
+            for variant, threads, factor in (("onnx-fp32", 1, 2.5), ("onnx-int8", 1, 1.0), ("onnx-int8", 4, 0.4)):
+                summary.append({
+                    "model": model, "task": self.task, "variant": variant, "threads": threads, "status": "ok",
+                    "e2e_p50_ms": 0.8 * ms * factor, "e2e_p95_ms": ms * factor, "bare_p95_ms": 0.7 * ms * factor,
+                    "under_target_ratio": 1.0 if ms * factor < 100 else 0.5,
+                    "accuracy_ratio_to_fp32": 1.0 if variant == "onnx-fp32" else 0.99,
+                })  # fmt: skip
+        msg = BenchResultMessage(
+            **self._env(at),
+            fingerprint={"cpu_model": cpu_model, "cores": 4, "board": None},
+            verdicts=verdicts if verdicts is not None else {model: ms < 100 for model, ms in p95.items()},
+            summary=summary,
+        )
+        return self.topic("bench"), msg
 
 
 def payload(message: Envelope, replayed: bool = False, published_at: datetime | None = None) -> bytes:

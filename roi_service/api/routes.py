@@ -13,7 +13,8 @@ from roi_service.api import store
 from roi_service.api.auth import require_token
 from roi_service.calc.readiness import CRITERIA, ReadinessScores, assess
 from roi_service.calc.roi import ProcessCost, UseCaseParams, calculator, net_roi_pct
-from roi_service.kpi import kpi_report, latency_histogram
+from roi_service.kpi import KpiRow, kpi_report, latency_histogram
+from roi_service.kpi_bench import DeviceBenchmark
 from roi_service.kpi_data import Scope, ScopeKind, load_window
 from roi_service.overview import kpi_rows_for_csv, overview, parse_period, roi_row, to_csv
 
@@ -59,20 +60,30 @@ def devices(request: Request) -> list[store.DeviceOut]:
     return store.list_devices(request.app.state.engine)
 
 
-@router.get("/kpis", summary="KPIs with target, current value, previous period and trend")
-def kpis(request: Request, w: WindowDep) -> dict[str, Any]:
+class KpisOut(BaseModel):
+    scope: str
+    start: datetime
+    end: datetime
+    rows: list[KpiRow]
+    benchmarks: list[DeviceBenchmark] = Field(
+        description="Each device in scope with its latest `edge-agent bench --publish` result (not windowed by "
+        "period); status no_benchmark for a device that never sent one."
+    )
+
+
+@router.get(
+    "/kpis", summary="KPIs with target, current value, previous period and trend; each device's latest benchmark"
+)
+def kpis(request: Request, w: WindowDep) -> KpisOut:
     report = kpi_report(
         request.app.state.engine, w.scope, w.end, parse_period(w.period_text), request.app.state.targets
     )
-    return {
-        "scope": w.scope.label,
-        "start": report.start,
-        "end": report.end,
-        "rows": [r.model_dump() for r in report.rows],
-    }
+    return KpisOut(
+        scope=w.scope.label, start=report.start, end=report.end, rows=report.rows, benchmarks=report.benchmarks
+    )
 
 
-@router.get("/kpis.csv", summary="KPIs as CSV", response_class=Response)
+@router.get("/kpis.csv", summary="KPIs as CSV, with one benchmark row per device", response_class=Response)
 def kpis_csv(request: Request, w: WindowDep) -> Response:
     report = kpi_report(
         request.app.state.engine, w.scope, w.end, parse_period(w.period_text), request.app.state.targets

@@ -1,18 +1,30 @@
-"""`edge-agent bench --publish`: the summary reaches a real Mosquitto on the device's bench topic."""
+"""`edge-agent bench --publish`: the summary reaches a real Mosquitto on the device's bench topic, and roi_service."""
 
 from __future__ import annotations
 
 import threading
+import time
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from sqlalchemy import Engine
 
 from bench.publish import publish
 from edge_agent import messages as m
+from roi_service.config import IngestSettings, MqttSettings
+from roi_service.ingest.consumer import MqttConsumer
+from roi_service.ingest.writer import IngestWriter
+from roi_service.kpi import kpi_report
+from roi_service.kpi_data import Scope
+from roi_service.metrics import ServiceMetrics
 from tests.support.broker import Broker, free_port
+from tests.support.roi import any_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT: dict[str, Any] = {
@@ -71,3 +83,33 @@ def test_unreachable_broker_is_one_line_and_exit_2(tmp_path: Path, capsys: pytes
     assert publish(RESULT, _config(tmp_path, free_port())) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot reach the broker 127.0.0.1:") and "\n" not in err
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    with any_engine(request.param, tmp_path) as eng:
+        yield eng
+
+
+def test_roi_service_shows_the_published_benchmark_as_the_device_kpi(
+    mosquitto: Broker, engine: Engine, tmp_path: Path
+) -> None:
+    metrics = ServiceMetrics()
+    settings = MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id=f"roi-{uuid.uuid4().hex[:6]}")
+    consumer = MqttConsumer(settings, IngestWriter(engine, metrics), IngestSettings(max_wait_s=0.02))
+    consumer.start()
+    try:
+        deadline = time.monotonic() + 15
+        while consumer.subscriptions < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert publish(RESULT, _config(tmp_path, mosquitto.port)) == 0
+        while metrics.sample("roi_ingest_stored_total", {"kind": "bench"}) < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        consumer.stop()
+    measured = datetime.fromisoformat(RESULT["created_at"])
+    scope = Scope.parse("device", "shop-1/pi-01")
+    (bench,) = kpi_report(engine, scope, end=measured + timedelta(minutes=5), period=timedelta(hours=1)).benchmarks
+    assert (bench.status, bench.measured_at, bench.cpu_model) == ("pass", measured, "test cpu")
+    assert (bench.worst_int8_p95_ms, bench.worst_case) == (21.5, "shelf-detector onnx-int8@1t")
+    assert [(model.model, model.passed) for model in bench.models] == [("shelf-detector", True)]

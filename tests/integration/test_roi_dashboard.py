@@ -17,7 +17,7 @@ from roi_service.db.engine import make_engine, migrate
 from roi_service.ingest.classify import Incoming
 from roi_service.ingest.writer import IngestWriter
 from roi_service.metrics import ServiceMetrics
-from roi_service.simulate import EPOCH, Device, day_of_traffic
+from roi_service.simulate import EPOCH, Device, day_of_traffic, payload
 from tests.support.chromium import Browser, launch
 from tests.support.roi import running_app
 
@@ -34,6 +34,9 @@ def base_url(tmp_path: Path) -> Iterator[str]:
     writer = IngestWriter(engine, metrics)
     for device in (Device("plant", "cam1", task="defect"), Device("plant", "vib1", task="sensor_anomaly", seed=3)):
         writer.write([Incoming(t, p, False, EPOCH) for t, p in day_of_traffic(device, results=300)])
+        if device.device_id == "cam1":  # vib1 never ran `edge-agent bench --publish`
+            topic, bench = device.bench(EPOCH - timedelta(hours=3), {"defect-synthetic": 18.25, "defect-big": 130.0})
+            writer.write([Incoming(topic, payload(bench), False, EPOCH)])
     save_use_case(
         engine,
         UseCaseParams(
@@ -91,6 +94,13 @@ def test_dashboard_renders_behind_the_login(base_url: str, browser: Browser) -> 
         " return {bars: c.data.datasets[0].data.reduce((a, b) => a + b, 0), width: c.width}; })()"
     )
     assert chart["bars"] == 600 and chart["width"] > 100
+    benchmarks = page.evaluate(
+        "[...document.querySelectorAll('#benchmarks tbody tr')].map(r => [...r.cells].map(c => c.innerText.trim()))"
+    )
+    assert benchmarks[0][:4] == ["plant/cam1", "2026-01-05 05:00", "ARM Cortex-A72", "130.0 ms defect-big onnx-int8@1t"]
+    assert benchmarks[0][4:] == ["defect-big: fail defect-synthetic: pass", "fail"]
+    assert benchmarks[1][0] == "plant/vib1" and benchmarks[1][1].startswith("No benchmark yet")
+    assert benchmarks[1][-1] == "no benchmark"
     assert "Line 1 inspection" in page.evaluate("document.getElementById('roi').innerText")
     assert "Days 61-90" in page.evaluate("document.getElementById('roadmap').innerText")
     page.screenshot(ARTIFACTS / "roi_dashboard.png")

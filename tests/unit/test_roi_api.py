@@ -16,7 +16,7 @@ from roi_service.db.engine import make_engine, migrate
 from roi_service.ingest.classify import Incoming
 from roi_service.ingest.writer import IngestWriter
 from roi_service.metrics import ServiceMetrics
-from roi_service.simulate import EPOCH, Device, day_of_traffic
+from roi_service.simulate import EPOCH, Device, day_of_traffic, payload
 from tests.support.roi import running_app
 
 TOKEN = "s3cret-token"
@@ -32,6 +32,9 @@ def client(tmp_path: Path) -> Iterator[httpx.Client]:
     writer = IngestWriter(engine, metrics)
     for device in (Device("plant", "cam1", task="defect"), Device("plant", "vib1", task="sensor_anomaly", seed=2)):
         writer.write([Incoming(t, p, False, EPOCH) for t, p in day_of_traffic(device, results=120)])
+        if device.device_id == "cam1":  # vib1 never ran `edge-agent bench --publish`
+            topic, bench = device.bench(EPOCH - timedelta(days=1), {"defect-synthetic": 18.25}, cpu_model="Cortex-A76")
+            writer.write([Incoming(topic, payload(bench), False, EPOCH)])
     app = create_app(engine, TOKEN, metrics, clock=lambda: NOW, default_period="24h")
     with running_app(app) as url, httpx.Client(base_url=url) as test_client:
         yield test_client
@@ -62,6 +65,16 @@ def test_devices_and_kpis(client: httpx.Client) -> None:
     assert rows["latency_p95_ms"]["current"] == 48.0
     assert rows["uptime_pct"]["current"] == 100.0 and rows["uptime_pct"]["target"] == 99.5
     assert rows["model_accuracy"]["current"] == pytest.approx(0.93)
+    benchmarks = body.json()["benchmarks"]
+    assert [(b["device_id"], b["status"], b["worst_int8_p95_ms"]) for b in benchmarks] == [("cam1", "pass", 18.25)]
+    assert benchmarks[0]["cpu_model"] == "Cortex-A76" and benchmarks[0]["measured_at"] == "2026-01-04T08:00:00Z"
+    assert benchmarks[0]["models"][0]["model"] == "defect-synthetic" and benchmarks[0]["models"][0]["passed"] is True
+    fleet = client.get("/api/v1/kpis", params={"period": "24h"}, headers=AUTH).json()["benchmarks"]
+    assert [(b["device_id"], b["status"]) for b in fleet] == [("cam1", "pass"), ("vib1", "no_benchmark")]
+    schema = client.get("/openapi.json").json()
+    kpis_out = schema["paths"]["/api/v1/kpis"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert kpis_out == {"$ref": "#/components/schemas/KpisOut"}
+    assert "worst_int8_p95_ms" in schema["components"]["schemas"]["DeviceBenchmark"]["properties"]
     bad = client.get("/api/v1/kpis", params={"period": "forever"}, headers=AUTH)
     assert bad.status_code == 422 and "15m" in bad.text
 
@@ -116,6 +129,8 @@ def test_use_cases_roi_csv_readiness_and_roadmap(client: httpx.Client) -> None:
     assert "Line 1" in phases[1]["steps"][0]["text"]
     kpis = list(csv.DictReader(io.StringIO(client.get("/api/v1/kpis.csv", headers=AUTH).text)))
     assert {row["kpi"] for row in kpis} >= {"latency_p95_ms", "uptime_pct", "under_target_share"}
+    bench_rows = [(r["scope"], r["current"], r["status"]) for r in kpis if r["kpi"] == "benchmark_int8_p95_ms"]
+    assert bench_rows == [("plant/cam1", "18.25", "ok"), ("plant/vib1", "", "no_data")]
 
 
 def test_calculator_reproduces_the_seed(client: httpx.Client) -> None:
@@ -152,5 +167,7 @@ def test_dashboard_needs_login(client: httpx.Client) -> None:
     page = client.get("/")
     assert page.status_code == 200
     assert "cam1" in page.text and "Inference latency p95" in page.text and "latency-chart" in page.text
+    assert 'data-device="plant/cam1" data-status="pass"' in page.text and "Cortex-A76" in page.text
+    assert 'data-device="plant/vib1" data-status="no_benchmark"' in page.text and "No benchmark yet" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert client.get("/static/vendor/chart.umd.min.js").status_code == 200
