@@ -69,7 +69,8 @@ def fit(args: argparse.Namespace, samples: list[Sample]) -> None:
             (bad if s.defective else good).joinpath(s.path.name).symlink_to(s.path.resolve())
         cmd = [args.fit_python, "-m", "edge_agent.tasks.defect.fit", "--good", str(good), "--defects", str(bad),
                "--out", str(args.model), "--force", "--size", args.size, "--steps", str(args.steps),
-               "--threads", str(args.threads), "--card-note", NOTE]  # fmt: skip
+               "--threads", str(args.threads), "--width", str(args.width), "--crop", str(args.crop),
+               "--card-note", NOTE]  # fmt: skip
         env = dict(os.environ, PYTHONPATH=str(REPO))
         print("+", " ".join(cmd), file=sys.stderr)
         subprocess.run(cmd, check=True, env=env)
@@ -92,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", default="160x384", help="model input WIDTHxHEIGHT for --fit")
     p.add_argument("--steps", type=int, default=1500, help="training steps for --fit")
     p.add_argument("--threads", type=int, default=2, help="training threads for --fit")
+    p.add_argument("--width", type=int, default=16, help="channels of the model's first layer for --fit")
+    p.add_argument("--crop", type=int, default=128, help="training crop side in input pixels for --fit")
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "defect_kolektor.json", help="results file")
     args = p.parse_args(argv)
     if args.fit:

@@ -22,18 +22,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.fingerprint import cpu_info
+
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("onnx-int8", "tflite-int8", "onnx-fp32")
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _pin_one_core() -> str:
@@ -127,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     results = {v: measure(args.model, v, args.batch, args.windows) for v in args.variants.split(",")}
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     report = {
-        "device": f"{_cpu_name()}, 1 thread, {pinning}",
+        "device": f"{cpu_info()['model']}, 1 thread, {pinning}",
         "load_average_1m": round(load[0], 2),
         "python": platform.python_version(),
         "command": "python -m bench.sensor_throughput " + " ".join(argv),

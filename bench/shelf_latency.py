@@ -20,6 +20,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench.fingerprint import cpu_info
 from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig
 from edge_agent.runtime.manifest import load_manifest
 from edge_agent.runtime.registry import load_model
@@ -100,16 +101,6 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", type=Path, default=REPO / "models" / "shelf-detector")
@@ -131,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     frames = make_frames(args.data, args.distinct, (size[0], size[1]))
     variants = args.variants or [v for v, f in sorted(load_manifest(args.model).files.items()) if f.precision == "int8"]
     results = [bench_variant(args.model, v, frames, args.frames, args.threads) for v in variants]
-    meta = {"frame_size": args.frame_size, "threads": args.threads, "cpu": cpu_name(), "goal_ms": GOAL_MS}
+    meta = {"frame_size": args.frame_size, "threads": args.threads, "cpu": cpu_info()["model"], "goal_ms": GOAL_MS}
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "shelf_latency.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     table = markdown(results, meta)

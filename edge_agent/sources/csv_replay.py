@@ -6,7 +6,6 @@ import csv
 import io
 import logging
 import time
-from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
@@ -16,24 +15,9 @@ from edge_agent.errors import DataError, SourceClosed, SourceError
 from edge_agent.sources.base import Source
 from edge_agent.sources.windowing import Windower
 from edge_agent.tasks.base import Item
+from edge_agent.tasks.sensor.dataio import parse_time
 
 logger = logging.getLogger(__name__)
-
-
-def parse_timestamp(text: str) -> float:
-    """Epoch seconds from epoch numbers or ISO-8601 (naive times are taken as UTC)."""
-    text = text.strip()
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise DataError(f"timestamp {text!r} is neither epoch seconds nor ISO-8601") from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.timestamp()
 
 
 class CsvReplaySource(Source):
@@ -140,7 +124,7 @@ class CsvReplaySource(Source):
         if not row or all(not cell.strip() for cell in row):
             raise DataError("empty row")
         try:
-            ts = parse_timestamp(row[self._ts_column])
+            ts = parse_time(row[self._ts_column])
             values = np.array([float(row[i]) for i in self._columns], dtype=np.float32)
         except (IndexError, ValueError) as exc:
             raise DataError(f"expected {len(self._columns)} numeric channel values: {exc}") from exc
