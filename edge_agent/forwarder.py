@@ -67,6 +67,7 @@ class Forwarder(threading.Thread):
             self._ack_arrived.clear()  # cleared before draining: an ack arriving from now on wakes the wait below
             pending_ids += self._drain_acks()  # acks of the old connection count before it is written off
             if self.link.generation != self._generation:
+                pending_ids += self._drain_acks()  # PUBACKs that came in since the drain above still count
                 self._new_connection()
             now = time.monotonic()
             if pending_ids and (now - last_ack_flush >= ACK_FLUSH_S or len(pending_ids) >= 1000):
