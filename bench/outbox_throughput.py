@@ -4,7 +4,8 @@
 
 Starts its own Mosquitto on a free loopback port. Each leg publishes the same ~300-byte result
 payloads and waits until a subscriber has received every one:
-- bare paho: publish(qos=1) in a loop, as fast as paho takes them (nothing survives a restart);
+- bare paho: publish(qos=1) in a loop, as fast as paho takes them (nothing survives a restart), with
+  paho's window of 256 in flight (the outbox's default window) and, as a second leg, with no window;
 - outbox: put_many() commits each batch to SQLite (WAL) before the forwarder sends it, and rows are
   deleted after PUBACK (a batch is what one sensor inference over queued windows produces);
 - outbox, one result per commit: the worst case of a camera pipeline that commits every frame.
@@ -92,9 +93,10 @@ def payloads(n: int) -> list[bytes]:
     return out
 
 
-def bare_paho(port: int, topic: str, data: list[bytes], counter: Counter) -> float:
+def bare_paho(port: int, topic: str, data: list[bytes], counter: Counter, inflight: int = 256) -> float:
+    """paho's own window (the same 256 as the outbox's); inflight=0 lets paho send everything at once."""
     client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    client.max_inflight_messages_set(256)
+    client.max_inflight_messages_set(inflight)
     client.connect("127.0.0.1", port)
     client.loop_start()
     counter.expect(len(data))
@@ -156,10 +158,12 @@ def main(argv: list[str] | None = None) -> int:
         topic = "edge/v1/bench/dev/sensor_anomaly/result"
         counter = Counter(port, topic)
         data = payloads(args.messages)
-        legs: dict[str, list[float]] = {"bare_paho_qos1": [], f"outbox_batch_{args.batch}": [], "outbox_batch_1": []}
+        names = ("bare_paho_qos1", "bare_paho_qos1_no_window", f"outbox_batch_{args.batch}", "outbox_batch_1")
+        legs: dict[str, list[float]] = {name: [] for name in names}
         try:
             for _ in range(args.rounds):
                 legs["bare_paho_qos1"].append(bare_paho(port, topic, data, counter))
+                legs["bare_paho_qos1_no_window"].append(bare_paho(port, topic, data, counter, inflight=0))
                 legs[f"outbox_batch_{args.batch}"].append(
                     through_outbox(port, topic, data, counter, args.batch, folder)
                 )
@@ -177,13 +181,15 @@ def main(argv: list[str] | None = None) -> int:
         "per_second": med,
         "ratio_outbox_batched_to_bare": med[f"outbox_batch_{args.batch}"] / med["bare_paho_qos1"],
         "ratio_outbox_single_to_bare": med["outbox_batch_1"] / med["bare_paho_qos1"],
+        "ratio_outbox_batched_to_bare_no_window": med[f"outbox_batch_{args.batch}"] / med["bare_paho_qos1_no_window"],
         "all": legs,
     }
     for k, v in med.items():
         print(f"{k:<22} {v:>10,.0f} results/s")
     print(
         f"outbox (batch {args.batch}) / bare paho: {result['ratio_outbox_batched_to_bare']:.2f}; "
-        f"outbox (batch 1) / bare paho: {result['ratio_outbox_single_to_bare']:.2f}"
+        f"outbox (batch 1) / bare paho: {result['ratio_outbox_single_to_bare']:.2f}; outbox (batch "
+        f"{args.batch}) / bare paho without a window: {result['ratio_outbox_batched_to_bare_no_window']:.2f}"
     )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))

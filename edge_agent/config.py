@@ -64,7 +64,10 @@ class MqttConfig(Strict):
     keepalive_s: int = Field(30, ge=5, le=3600, description="MQTT keepalive.")
     reconnect_min_s: float = Field(1.0, gt=0, description="First reconnect delay; doubles up to the max.")
     reconnect_max_s: float = Field(60.0, gt=0, description="Longest reconnect delay (jitter is added).")
-    max_inflight: int = Field(256, ge=1, le=65535, description="QoS 1 messages awaiting PUBACK at once.")
+    max_inflight: int = Field(
+        256, ge=1, le=65535,
+        description="QoS 1 messages awaiting PUBACK at once (kept within an MQTT 5 broker's Receive Maximum).",
+    )
     home_assistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
 
     @model_validator(mode="after")

@@ -18,7 +18,17 @@ logger = logging.getLogger(__name__)
 
 ACK_FLUSH_S = 0.05
 EXPIRE_EVERY_S = 30.0
+RESERVED_FOR_LINK = 8  # in-flight places left to the link's own QoS 1 messages under a Receive Maximum
 POISON_DISCONNECTS = 3  # a message in flight across this many broken connections is set aside
+
+
+def effective_window(configured: int, receive_maximum: int | None) -> int:
+    """The configured window within an MQTT 5 broker's Receive Maximum, keeping a few places for the link's
+    own messages (status, model, discovery, command replies), which do not pass through the outbox."""
+    if not receive_maximum:
+        return configured
+    reserve = min(RESERVED_FOR_LINK, receive_maximum // 4)
+    return max(1, min(configured, receive_maximum - reserve))
 
 
 @dataclass
@@ -43,6 +53,8 @@ class Forwarder(threading.Thread):
         self._inflight: dict[int, _InFlight] = {}
         self._acks: deque[tuple[int, ReasonCode | None]] = deque()
         self._ack_arrived = threading.Event()
+        self._awaiting_ack = False  # set only while the window is full, so most PUBACKs skip the Event's lock
+        self._window = window
         self._refill_at = max(1, window // 4)
         self._stop_event = threading.Event()
         self._cursor = 0
@@ -57,14 +69,14 @@ class Forwarder(threading.Thread):
 
     def _on_ack(self, mid: int, reason: ReasonCode | None) -> None:
         self._acks.append((mid, reason))  # deque.append is thread-safe; the forwarder thread does the work
-        self._ack_arrived.set()
+        if self._awaiting_ack:
+            self._ack_arrived.set()
 
     def run(self) -> None:
         last_expire = 0.0
         last_ack_flush = time.monotonic()
         pending_ids: list[int] = []
         while not self._stop_event.is_set():
-            self._ack_arrived.clear()  # cleared before draining: an ack arriving from now on wakes the wait below
             pending_ids += self._drain_acks()  # acks of the old connection count before it is written off
             if self.link.generation != self._generation:
                 pending_ids += self._drain_acks()  # PUBACKs that came in since the drain above still count
@@ -80,12 +92,20 @@ class Forwarder(threading.Thread):
                 last_expire = now
             sent = self._send_more() if self.link.connected.is_set() else 0
             if not sent:
-                if self.window - len(self._inflight) < self._refill_at:
-                    self._ack_arrived.wait(0.01)  # the window is full: PUBACKs make room
+                if self._window - len(self._inflight) < self._refill_at:
+                    self._wait_for_acks(0.01)
                 else:
                     self.outbox.wait_for_data(0.01 if self._inflight else 0.1)
         if pending_ids:
             self.outbox.ack(pending_ids + self._drain_acks())
+
+    def _wait_for_acks(self, timeout_s: float) -> None:
+        """The window is full: sleep until a PUBACK makes room (one appended before the flag is seen in the deque)."""
+        self._awaiting_ack = True
+        if not self._acks:
+            self._ack_arrived.wait(timeout_s)
+        self._awaiting_ack = False
+        self._ack_arrived.clear()
 
     def _new_connection(self) -> None:
         """A new connection (or none): what was in flight on the old one is sent again from the outbox."""
@@ -97,6 +117,8 @@ class Forwarder(threading.Thread):
         self._acks.clear()
         self._cursor = 0
         self._generation = self.link.generation
+        self._window = effective_window(self.window, self.link.receive_maximum)
+        self._refill_at = max(1, self._window // 4)
         self._connected_at = time.time()
 
     def _drain_acks(self) -> list[int]:
@@ -114,15 +136,17 @@ class Forwarder(threading.Thread):
         return done
 
     def _send_more(self) -> int:
-        room = self.window - len(self._inflight)
+        room = self._window - len(self._inflight)
         if room < self._refill_at:
             return 0  # refill in chunks: one SQLite read per quarter window, not one per PUBACK
         batch = self.outbox.fetch(self._cursor, room)
         sent = 0
         stamp = m.SendStamp(m.utcnow())
+        limit = min(self.link.max_packet_size or self.outbox.config.max_payload_bytes,
+                    self.outbox.config.max_payload_bytes)  # fmt: skip
         for message in batch:
             self._cursor = message.id
-            if self._is_poison(message):
+            if self._is_poison(message, limit):
                 continue
             replayed = message.created < self._connected_at
             payload = stamp.apply(message.payload, replayed)
@@ -137,13 +161,11 @@ class Forwarder(threading.Thread):
             sent += 1
         return sent
 
-    def _is_poison(self, message: StoredMessage) -> bool:
-        limit = self.link.max_packet_size or self.outbox.config.max_payload_bytes
-        limit = min(limit, self.outbox.config.max_payload_bytes)
+    def _is_poison(self, message: StoredMessage, limit: int) -> bool:
         if len(message.payload) + len(message.topic) + 64 > limit:
             self.outbox.set_aside(message, "too_large")
             return True
-        if self._disconnects_in_flight.get(message.id, 0) >= POISON_DISCONNECTS:
+        if self._disconnects_in_flight and self._disconnects_in_flight.get(message.id, 0) >= POISON_DISCONNECTS:
             self._disconnects_in_flight.pop(message.id, None)
             self.outbox.set_aside(message, "broker_drops_connection")
             return True

@@ -50,7 +50,9 @@ class Broker:
         user = "user root\n" if os.geteuid() == 0 else ""
         if "persistence true" not in conf:
             conf += "persistence false\n"
-        self.conf_path.write_text(user + conf + "\nmax_inflight_messages 0\nmax_queued_messages 0\n")
+        if "max_inflight_messages" not in conf:  # unlimited unless the test sets it (Receive Maximum in MQTT 5)
+            conf += "\nmax_inflight_messages 0\n"
+        self.conf_path.write_text(user + conf + "max_queued_messages 0\n")
         with (self.directory / "mosquitto.log").open("ab") as log:
             self.process = subprocess.Popen([binary, "-c", str(self.conf_path)], stdout=log, stderr=log)
         wait_port(self.port)

@@ -1,0 +1,83 @@
+"""MQTT 5 brokers announce how many QoS 1 messages they accept at once; the forwarder keeps within it."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from prometheus_client import CollectorRegistry
+
+from edge_agent.config import MqttConfig, OutboxConfig
+from edge_agent.forwarder import Forwarder, effective_window
+from edge_agent.metrics import AgentMetrics
+from edge_agent.mqtt import MqttLink
+from edge_agent.outbox import Outbox
+from tests.support.broker import free_port, start_mosquitto
+
+
+class CountingForwarder(Forwarder):
+    """Records the most messages it ever had in flight."""
+
+    peak = 0
+
+    def _send_more(self) -> int:
+        sent = super()._send_more()
+        self.peak = max(self.peak, len(self._inflight))
+        return sent
+
+
+def test_backlog_is_sent_within_the_brokers_receive_maximum(tmp_path: Path) -> None:
+    port = free_port()
+    broker = start_mosquitto(
+        tmp_path / "broker", f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 12\n", port
+    )
+    received: list[int] = []
+    all_in = threading.Event()
+
+    def on_message(client: Any, userdata: Any, message: Any) -> None:
+        received.append(int(message.payload))
+        if len(set(received)) == 600:
+            all_in.set()
+
+    watcher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    watcher.on_message = on_message
+    watcher.connect("127.0.0.1", port)
+    watcher.subscribe("edge/v1/#", qos=1)
+    watcher.loop_start()
+    metrics = AgentMetrics(CollectorRegistry())
+    outbox = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics)
+    outbox.put_many([("edge/v1/lab/dev1/sensor_anomaly/result", str(i).encode()) for i in range(600)])
+    config = MqttConfig(host="127.0.0.1", port=port, protocol="5", max_inflight=256)
+    link = MqttLink(config, "dev1", metrics, ("edge/v1/lab/dev1/status", b'{"state":"offline"}'))
+    forwarder = CountingForwarder(outbox, link, config.max_inflight)
+    try:
+        link.start()
+        forwarder.start()
+        assert all_in.wait(30), f"{len(set(received))} of 600 arrived"
+        deadline = time.monotonic() + 10
+        while outbox.backlog and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        forwarder.stop()
+        forwarder.join(5)
+        link.stop()
+        watcher.loop_stop()
+        watcher.disconnect()
+        broker.stop()
+    assert link.receive_maximum == 12, "Mosquitto announces its max_inflight_messages as Receive Maximum"
+    assert 1 <= forwarder.peak <= 12 - 3, f"at most Receive Maximum less the link's reserve in flight: {forwarder.peak}"
+    assert sorted(set(received)) == list(range(600)) and outbox.backlog == 0
+    outbox.close()
+
+
+def test_window_is_the_configured_one_within_a_receive_maximum() -> None:
+    assert effective_window(256, None) == 256
+    assert effective_window(256, 65535) == 256
+    assert effective_window(256, 20) == 20 - 5
+    assert effective_window(256, 100) == 100 - 8
+    assert effective_window(64, 1000) == 64
+    assert effective_window(256, 1) == 1
