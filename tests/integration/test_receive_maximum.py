@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from edge_agent.forwarder import Forwarder, effective_window
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
+from tests.support.agent import forwarding, wait_drained
 from tests.support.broker import free_port, start_mosquitto
 
 
@@ -55,16 +55,10 @@ def test_backlog_is_sent_within_the_brokers_receive_maximum(tmp_path: Path) -> N
     link = MqttLink(config, "dev1", metrics, ("edge/v1/lab/dev1/status", b'{"state":"offline"}'))
     forwarder = CountingForwarder(outbox, link, config.max_inflight)
     try:
-        link.start()
-        forwarder.start()
-        assert all_in.wait(30), f"{len(set(received))} of 600 arrived"
-        deadline = time.monotonic() + 10
-        while outbox.backlog and time.monotonic() < deadline:
-            time.sleep(0.05)
+        with forwarding(link, forwarder):
+            assert all_in.wait(30), f"{len(set(received))} of 600 arrived"
+            wait_drained(outbox)
     finally:
-        forwarder.stop()
-        forwarder.join(5)
-        link.stop()
         watcher.loop_stop()
         watcher.disconnect()
         broker.stop()

@@ -19,6 +19,7 @@ from edge_agent.forwarder import Forwarder
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
+from tests.support.agent import forwarding, wait_drained
 from tests.support.broker import free_port, start_mosquitto
 
 
@@ -69,16 +70,10 @@ def test_too_large_and_unauthorised_messages_are_set_aside(tmp_path: Path) -> No
                 ("edge/v1/lab/dev1/ok/result", b'{"n": 3}'),
             ]
         )
-        link.start()
-        forwarder.start()
-        assert got_last.wait(30), f"the message behind the rejected ones never arrived (received {received})"
-        deadline = time.monotonic() + 10
-        while outbox.backlog and time.monotonic() < deadline:
-            time.sleep(0.1)
+        with forwarding(link, forwarder):
+            assert got_last.wait(30), f"the message behind the rejected ones never arrived (received {received})"
+            wait_drained(outbox)
     finally:
-        forwarder.stop()
-        forwarder.join(5)
-        link.stop()
         watcher.loop_stop()
         watcher.disconnect()
         broker.stop()

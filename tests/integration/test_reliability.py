@@ -15,7 +15,7 @@ import urllib.request
 from datetime import datetime
 from pathlib import Path
 
-from tests.support.agent import Watcher, agent_config, produced_ids, start_agent, stop_agent
+from tests.support.agent import Watcher, agent_config, metrics_port, produced_ids, start_agent, stop_agent
 from tests.support.broker import Broker, free_port, start_mosquitto
 
 
@@ -99,16 +99,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     raise AssertionError("no VmRSS")
-
-
-def metrics_port(log: Path) -> int:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if "serving /metrics and /healthz on port" in line:
-                return int(line.rsplit(" ", 1)[1])
-        time.sleep(0.2)
-    raise AssertionError("agent did not start its HTTP server")
 
 
 def scrape(port: int, name: str) -> float:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.support.agent import metrics_port
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,16 +48,6 @@ def fit_on_first_rows(tmp_path: Path, rows: int = 400) -> Path:
     )  # fmt: skip
     assert fit.returncode == 0, fit.stderr[-2000:]
     return out
-
-
-def metrics_port(log: Path) -> int:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        for line in log.read_text(errors="replace").splitlines():
-            if "serving /metrics and /healthz on port" in line:
-                return int(line.rsplit(" ", 1)[1])
-        time.sleep(0.1)
-    raise AssertionError("the agent did not start its HTTP server")
 
 
 def test_skab_run_raises_events_for_a_plain_subscriber(mosquitto: Broker, tmp_path: Path) -> None:

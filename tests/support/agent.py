@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,3 +137,34 @@ class Watcher:
     def stop(self) -> None:
         self.client.loop_stop()
         self.client.disconnect()
+
+
+def metrics_port(log: Path, timeout_s: float = 30.0) -> int:
+    """The /metrics port an agent started with http.port 0 wrote into its log."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in log.read_text(errors="replace").splitlines():
+            if "serving /metrics and /healthz on port" in line:
+                return int(line.rsplit(" ", 1)[1])
+        time.sleep(0.1)
+    raise AssertionError("the agent did not start its HTTP server")
+
+
+@contextlib.contextmanager
+def forwarding(link: Any, forwarder: Any) -> Iterator[None]:
+    """Run an MQTT link and an outbox forwarder for the block; both are stopped however it ends."""
+    link.start()
+    forwarder.start()
+    try:
+        yield
+    finally:
+        forwarder.stop()
+        forwarder.join(5)
+        link.stop()
+
+
+def wait_drained(outbox: Any, timeout_s: float = 10.0) -> None:
+    """Wait until every row of the outbox has been acknowledged and deleted (or the time is up)."""
+    deadline = time.monotonic() + timeout_s
+    while outbox.backlog and time.monotonic() < deadline:
+        time.sleep(0.05)
