@@ -136,6 +136,8 @@ class Forwarder(threading.Thread):
         return done
 
     def _send_more(self) -> int:
+        if self.link.generation != self._generation:
+            return 0  # a connection came up since the loop looked: take its settings (window, replay) first
         room = self._window - len(self._inflight)
         if room < self._refill_at:
             return 0  # refill in chunks: one SQLite read per quarter window, not one per PUBACK

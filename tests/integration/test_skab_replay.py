@@ -1,8 +1,9 @@
 """A SKAB run replayed through `edge-agent run`: anomaly events reach `mosquitto_sub`, /metrics shows window latency.
 
-SKAB (GPL-3.0) is read in place and never copied into the repository: the test runs where the data set is
-(EDGE_AGENT_SKAB, or ../shared/data/skab beside the checkout) and is skipped elsewhere. The model is fitted
-on the file's first 400 rows (normal operation), as in SKAB's protocol, with `edge-agent fit sensor`.
+SKAB (GPL-3.0) is read in place and never copied into the repository: the test runs where the data set
+is (EDGE_AGENT_SKAB, ../shared/data/skab beside the checkout, or /work/shared/data/skab) and is skipped
+elsewhere. The model is fitted on the file's first 400 rows (normal operation), as in SKAB's protocol,
+with `edge-agent fit sensor`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,10 @@ from tests.support.agent import metrics_port
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
-SKAB = Path(os.environ.get("EDGE_AGENT_SKAB", ROOT.parent / "shared" / "data" / "skab"))
+# Where the data set lives: EDGE_AGENT_SKAB, beside the checkout, or the development machines' shared folder.
+CANDIDATES = [Path(p) for p in (os.environ.get("EDGE_AGENT_SKAB", ""), ROOT.parent / "shared" / "data" / "skab",
+                                "/work/shared/data/skab") if p]  # fmt: skip
+SKAB = next((p for p in CANDIDATES if (p / "valve1" / "1.csv").is_file()), CANDIDATES[0])
 RUN = SKAB / "valve1" / "1.csv"
 CHANNELS = ["Accelerometer1RMS", "Accelerometer2RMS", "Current", "Pressure", "Temperature", "Thermocouple",
             "Voltage", "Volume Flow RateRMS"]  # fmt: skip
