@@ -37,29 +37,11 @@ def export_onnx(net: Any, channels: int, size: tuple[int, int], path: Path) -> N
         )  # fmt: skip
 
 
-class _Reader:
-    """onnxruntime CalibrationDataReader over preprocessed NCHW float batches of one image each."""
-
-    def __init__(self, batches: np.ndarray) -> None:
-        self._it: Iterator[np.ndarray] = iter(batches)
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        item = next(self._it, None)
-        return None if item is None else {INPUT_NAME: item[None]}
-
-
 def quantize_onnx(fp32: Path, int8: Path, calibration: np.ndarray) -> None:
-    """Static QDQ, S8S8, per-channel weights: the int8 ONNX that is fast on CPUs with VNNI/dot-product."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    """Static QDQ int8 (U8S8, per-channel 7-bit weights: see edge_agent.runtime.quantize), one image a batch."""
+    from edge_agent.runtime.quantize import quantize_onnx as quantize
 
-    quantize_static(
-        str(fp32), str(int8), _Reader(calibration), quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8, per_channel=True,
-        calibrate_method=CalibrationMethod.MinMax,
-        # 7-bit weights: with full-range weights onnxruntime's x86 u8s8 kernels saturated and, with all graph
-        # optimisations on, returned maps uncorrelated with fp32 (measured on the KolektorSDD fit).
-        reduce_range=True,
-    )  # fmt: skip
+    quantize(fp32, int8, [item[None] for item in calibration], INPUT_NAME)
 
 
 def folded_weights(net: Any) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -92,31 +92,18 @@ def decode_tail(graph: onnx.GraphProto) -> list[str]:
 
 
 def quantize_onnx(fp32: Path, int8: Path, calib: np.ndarray) -> None:
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    """QDQ int8 with the project's settings (U8S8, see edge_agent.runtime.quantize); box decoding stays float."""
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    class Reader(CalibrationDataReader):
-        def __init__(self) -> None:
-            self.items = iter([{"images": image[None]} for image in calib])
-
-        def get_next(self) -> dict[str, np.ndarray] | None:
-            return next(self.items, None)
+    from edge_agent.runtime.quantize import quantize_onnx as quantize
 
     prepped = int8.with_suffix(".prep.onnx")
     quant_pre_process(str(fp32), str(prepped), skip_symbolic_shape=True)
     tail = decode_tail(onnx.load(str(prepped)).graph)
-    quantize_static(
-        str(prepped),
-        str(int8),
-        Reader(),
-        quant_format=QuantFormat.QDQ,
-        activation_type=QuantType.QInt8,
-        weight_type=QuantType.QInt8,
-        per_channel=True,
-        nodes_to_exclude=tail,
-        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-    )
-    prepped.unlink()
+    try:
+        quantize(prepped, int8, [image[None] for image in calib], "images", exclude_nodes=tail, preprocess=False)
+    finally:
+        prepped.unlink(missing_ok=True)
 
 
 def export_tflite(model: ShelfNet, path: Path, calib: np.ndarray) -> None:
