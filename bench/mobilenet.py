@@ -33,7 +33,8 @@ logger = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DIR = ROOT / "artifacts" / "bench-models" / "mobilenetv2-224"
 INSTALL_HINT = "pip install -e '.[bench]'"
-VERSION = "1.0.0"  # bump when the graph or the weights change: cached folders of another version are rebuilt
+# Bump when the graph, the weights or the quantization change: cached folders of another version are rebuilt.
+VERSION = "1.1.0"
 SEED = 20
 CLASSES = 1000
 OPSET = 17

@@ -39,7 +39,6 @@ from edge_agent.sources.runner import Handover, SourceRunner
 from edge_agent.tasks.base import Item, TaskContext
 from edge_agent.tasks.classify import ClassifyTask
 
-ROOT = Path(__file__).resolve().parents[1]
 BUILT_MODEL = "mobilenetv2"
 
 

@@ -54,8 +54,7 @@ class Forwarder(threading.Thread):
         self._acks: deque[tuple[int, ReasonCode | None]] = deque()
         self._ack_arrived = threading.Event()
         self._awaiting_ack = False  # set only while the window is full, so most PUBACKs skip the Event's lock
-        self._window = window
-        self._refill_at = max(1, window // 4)
+        self._window = window  # of the current connection: within the broker's Receive Maximum
         self._stop_event = threading.Event()
         self._cursor = 0
         self._generation = -1
@@ -99,6 +98,11 @@ class Forwarder(threading.Thread):
         if pending_ids:
             self.outbox.ack(pending_ids + self._drain_acks())
 
+    @property
+    def _refill_at(self) -> int:
+        """Free places that make a refill worth an SQLite read: a quarter of the window."""
+        return max(1, self._window // 4)
+
     def _wait_for_acks(self, timeout_s: float) -> None:
         """The window is full: sleep until a PUBACK makes room (one appended before the flag is seen in the deque)."""
         self._awaiting_ack = True
@@ -118,7 +122,6 @@ class Forwarder(threading.Thread):
         self._cursor = 0
         self._generation = self.link.generation
         self._window = effective_window(self.window, self.link.receive_maximum)
-        self._refill_at = max(1, self._window // 4)
         self._connected_at = time.time()
 
     def _drain_acks(self) -> list[int]:

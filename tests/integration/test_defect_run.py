@@ -6,51 +6,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import paho.mqtt.client as paho
 import yaml
-from paho.mqtt.enums import CallbackAPIVersion
 
+from tests.support.agent import Collector
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = ROOT / "models" / "defect-synthetic"
 PARTS = ROOT / "examples" / "data" / "defect_demo"
 PREFIX = "edge/v1/plant/line-1/"
-
-
-class Subscriber:
-    """Everything published below the device's root, as a dashboard would receive it."""
-
-    def __init__(self, broker: Broker) -> None:
-        self.messages: list[tuple[str, bytes]] = []
-        self._lock = threading.Lock()
-        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-        self.client.on_message = self._on_message
-        self.client.connect(broker.host, broker.port)
-        self.client.subscribe(PREFIX + "#", qos=1)
-        self.client.loop_start()
-        time.sleep(0.3)
-
-    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
-        with self._lock:
-            self.messages.append((message.topic[len(PREFIX) :], bytes(message.payload)))
-
-    def leaf(self, leaf: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return [json.loads(p) for t, p in self.messages if t == leaf]
-
-    def payload(self, leaf: str) -> bytes | None:
-        with self._lock:
-            return next((p for t, p in self.messages if t == leaf), None)
-
-    def stop(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
 
 
 def test_folder_run_publishes_results_events_and_snapshots(mosquitto: Broker, tmp_path: Path) -> None:
@@ -71,7 +38,11 @@ def test_folder_run_publishes_results_events_and_snapshots(mosquitto: Broker, tm
     path = tmp_path / "agent.yaml"
     path.write_text(yaml.safe_dump(config))
     parts = sorted(p.name for p in PARTS.glob("*.jpg"))
-    subscriber = Subscriber(mosquitto)
+    subscriber = Collector(mosquitto.host, mosquitto.port, PREFIX + "#")
+
+    def leaf(name: str) -> list[dict[str, Any]]:
+        return [json.loads(payload) for payload in subscriber.by_topic(PREFIX + name)]
+
     try:
         run = subprocess.run(
             [sys.executable, "-m", "edge_agent.cli", "run", str(path)],
@@ -82,12 +53,10 @@ def test_folder_run_publishes_results_events_and_snapshots(mosquitto: Broker, tm
             check=False,
         )
         assert run.returncode == 0, run.stderr[-2000:]
-        deadline = time.monotonic() + 20
-        while len(subscriber.leaf("defect/result")) < len(parts) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        results = subscriber.leaf("defect/result")
-        events = subscriber.leaf("defect/event")
-        snapshots = {e["snapshot_topic"]: subscriber.payload(e["snapshot_topic"][len(PREFIX) :]) for e in events}
+        subscriber.wait_until(lambda _: len(leaf("defect/result")) >= len(parts), 20)
+        results = leaf("defect/result")
+        events = leaf("defect/event")
+        snapshots = {e["snapshot_topic"]: next(iter(subscriber.by_topic(e["snapshot_topic"])), None) for e in events}
     finally:
         subscriber.stop()
 

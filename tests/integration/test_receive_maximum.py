@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
 
 from edge_agent.config import MqttConfig, OutboxConfig
@@ -15,7 +11,7 @@ from edge_agent.forwarder import Forwarder, effective_window
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
-from tests.support.agent import forwarding, wait_drained
+from tests.support.agent import Collector, forwarding, wait_drained
 from tests.support.broker import free_port, start_mosquitto
 
 
@@ -35,19 +31,11 @@ def test_backlog_is_sent_within_the_brokers_receive_maximum(tmp_path: Path) -> N
     broker = start_mosquitto(
         tmp_path / "broker", f"listener {port} 127.0.0.1\nallow_anonymous true\nmax_inflight_messages 12\n", port
     )
-    received: list[int] = []
-    all_in = threading.Event()
+    watcher = Collector("127.0.0.1", port, "edge/v1/#")
 
-    def on_message(client: Any, userdata: Any, message: Any) -> None:
-        received.append(int(message.payload))
-        if len(set(received)) == 600:
-            all_in.set()
+    def received() -> set[int]:
+        return {int(payload) for payload in watcher.payloads()}
 
-    watcher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
-    watcher.on_message = on_message
-    watcher.connect("127.0.0.1", port)
-    watcher.subscribe("edge/v1/#", qos=1)
-    watcher.loop_start()
     metrics = AgentMetrics(CollectorRegistry())
     outbox = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics)
     outbox.put_many([("edge/v1/lab/dev1/sensor_anomaly/result", str(i).encode()) for i in range(600)])
@@ -56,15 +44,14 @@ def test_backlog_is_sent_within_the_brokers_receive_maximum(tmp_path: Path) -> N
     forwarder = CountingForwarder(outbox, link, config.max_inflight)
     try:
         with forwarding(link, forwarder):
-            assert all_in.wait(30), f"{len(set(received))} of 600 arrived"
+            assert watcher.wait_until(lambda _: len(received()) == 600, 30), f"{len(received())} of 600 arrived"
             wait_drained(outbox)
     finally:
-        watcher.loop_stop()
-        watcher.disconnect()
+        watcher.stop()
         broker.stop()
     assert link.receive_maximum == 12, "Mosquitto announces its max_inflight_messages as Receive Maximum"
     assert 1 <= forwarder.peak <= 12 - 3, f"at most Receive Maximum less the link's reserve in flight: {forwarder.peak}"
-    assert sorted(set(received)) == list(range(600)) and outbox.backlog == 0
+    assert sorted(received()) == list(range(600)) and outbox.backlog == 0
     outbox.close()
 
 

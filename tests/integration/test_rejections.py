@@ -5,13 +5,9 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from prometheus_client import CollectorRegistry
 
 from edge_agent.config import MqttConfig, OutboxConfig
@@ -19,7 +15,7 @@ from edge_agent.forwarder import Forwarder
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
-from tests.support.agent import forwarding, wait_drained
+from tests.support.agent import Collector, forwarding, wait_drained
 from tests.support.broker import free_port, start_mosquitto
 
 
@@ -41,20 +37,11 @@ def test_too_large_and_unauthorised_messages_are_set_aside(tmp_path: Path) -> No
         f"password_file {pwfile}\nacl_file {acl}\nmax_packet_size 4096\n",
         port,
     )
-    received: list[int] = []
-    got_last = threading.Event()
+    watcher = Collector("127.0.0.1", port, "edge/v1/#", "watcher", "pw")
 
-    def on_message(client: Any, userdata: Any, message: Any) -> None:
-        received.append(json.loads(message.payload)["n"])
-        if received[-1] == 3:
-            got_last.set()
+    def received() -> list[int]:
+        return [json.loads(payload)["n"] for payload in watcher.payloads()]
 
-    watcher = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
-    watcher.username_pw_set("watcher", "pw")
-    watcher.on_message = on_message
-    watcher.connect("127.0.0.1", port)
-    watcher.subscribe("edge/v1/#", qos=1)
-    watcher.loop_start()
     metrics = AgentMetrics(CollectorRegistry())
     outbox = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics)
     config = MqttConfig(host="127.0.0.1", port=port, protocol="5", username="dev1")
@@ -71,14 +58,14 @@ def test_too_large_and_unauthorised_messages_are_set_aside(tmp_path: Path) -> No
             ]
         )
         with forwarding(link, forwarder):
-            assert got_last.wait(30), f"the message behind the rejected ones never arrived (received {received})"
+            arrived = watcher.wait_until(lambda _: 3 in received(), 30)
+            assert arrived, f"the message behind the rejected ones never arrived (received {received()})"
             wait_drained(outbox)
     finally:
-        watcher.loop_stop()
-        watcher.disconnect()
+        watcher.stop()
         broker.stop()
     # At least once: a connection the broker drops may bring a message again, never lose or reorder one.
-    assert list(dict.fromkeys(received)) == [1, 3], received
+    assert list(dict.fromkeys(received())) == [1, 3], received()
     assert outbox.backlog == 0, "nothing is stuck behind the rejected messages"
     assert metrics.registry.get_sample_value("edge_outbox_set_aside_total", {"reason": "too_large"}) == 1
     rejected = [s for s in metrics.registry.collect() if s.name == "edge_outbox_set_aside"]

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,6 +133,49 @@ class Watcher:
                 return True
             time.sleep(0.2)
         return False
+
+    def stop(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Collector:
+    """A plain subscriber keeping every (topic, payload) it receives, undecoded (results, events, JPEG snapshots)."""
+
+    def __init__(self, host: str, port: int, topic: str, username: str | None = None, password: str | None = None):
+        self.messages: list[tuple[str, bytes]] = []
+        self._lock = threading.Lock()
+        self.client = paho.Client(CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        if username:
+            self.client.username_pw_set(username, password)
+        self.client.on_message = self._on_message
+        subscribed = threading.Event()
+        self.client.on_subscribe = lambda *_: subscribed.set()
+        self.client.connect(host, port)
+        self.client.subscribe(topic, qos=1)
+        self.client.loop_start()
+        if not subscribed.wait(10):
+            raise AssertionError(f"no SUBACK for {topic} from {host}:{port}")
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        with self._lock:
+            self.messages.append((message.topic, bytes(message.payload)))
+
+    def by_topic(self, topic: str) -> list[bytes]:
+        with self._lock:
+            return [payload for t, payload in self.messages if t == topic]
+
+    def payloads(self) -> list[bytes]:
+        with self._lock:
+            return [payload for _, payload in self.messages]
+
+    def wait_until(self, done: Callable[[Collector], bool], timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if done(self):
+                return True
+            time.sleep(0.05)
+        return done(self)
 
     def stop(self) -> None:
         self.client.loop_stop()
