@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,6 @@ from roi_service.kpi import kpi_report
 from roi_service.kpi_data import Scope
 from roi_service.metrics import ServiceMetrics
 from tests.support.broker import Broker, free_port
-from tests.support.roi import any_engine
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULT: dict[str, Any] = {
@@ -83,12 +81,6 @@ def test_unreachable_broker_is_one_line_and_exit_2(tmp_path: Path, capsys: pytes
     assert publish(RESULT, _config(tmp_path, free_port())) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot reach the broker 127.0.0.1:") and "\n" not in err
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with any_engine(request.param, tmp_path) as eng:
-        yield eng
 
 
 def test_roi_service_shows_the_published_benchmark_as_the_device_kpi(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -28,12 +28,6 @@ from tests.support.broker import Broker
 from tests.support.roi import any_engine
 
 START = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(minutes=20)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with any_engine(request.param, tmp_path) as eng:
-        yield eng
 
 
 def stored(engine: Engine) -> int:

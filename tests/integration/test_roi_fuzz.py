@@ -6,12 +6,10 @@ import json
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from sqlalchemy import Engine, func, select
 
@@ -22,16 +20,9 @@ from roi_service.ingest.writer import IngestWriter
 from roi_service.metrics import ServiceMetrics
 from roi_service.simulate import EPOCH, Device, payload
 from tests.support.broker import Broker
-from tests.support.roi import any_engine
 
 FUZZ = 10_000
 VALID = 500
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with any_engine(request.param, tmp_path) as eng:
-        yield eng
 
 
 def _mutations(rng: random.Random) -> list[Callable[[dict[str, Any]], Any]]:

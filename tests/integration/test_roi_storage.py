@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime, timezone
-from pathlib import Path
 
-import pytest
 from sqlalchemy import Engine, func, inspect, select
 
 from roi_service.db.schema import devices, messages
@@ -14,15 +11,8 @@ from roi_service.ingest.classify import Incoming
 from roi_service.ingest.writer import IngestWriter
 from roi_service.metrics import ServiceMetrics
 from roi_service.simulate import Device, day_of_traffic
-from tests.support.roi import any_engine
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
-    with any_engine(request.param, tmp_path) as eng:
-        yield eng
 
 
 def test_migrations_create_every_table(engine: Engine) -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine
 
-from roi_service.db.engine import make_engine, migrate
 from roi_service.ingest.classify import Incoming
 from roi_service.ingest.writer import IngestWriter
 from roi_service.kpi import KpiTargets, kpi_report
@@ -21,13 +18,6 @@ from roi_service.simulate import Device, payload
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=timezone.utc)
 DAY = timedelta(days=1)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = make_engine(f"sqlite:///{tmp_path / 'roi.db'}")
-    migrate(eng)
-    return eng
 
 
 def _store(engine: Engine, pairs: list[tuple[str, Any]], at: datetime) -> None:

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, func, select
 
-from roi_service.db.engine import make_engine, migrate
 from roi_service.db.schema import devices, messages, snapshots, status_events
 from roi_service.ingest.classify import Incoming
 from roi_service.ingest.writer import IngestWriter
@@ -17,13 +15,6 @@ from roi_service.metrics import ServiceMetrics
 from roi_service.simulate import EPOCH, Device, day_of_traffic, payload
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = make_engine(f"sqlite:///{tmp_path / 'roi.db'}")
-    migrate(eng)
-    return eng
 
 
 @pytest.fixture

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
 
 from roi_service.calc.roi import UseCaseParams
-from roi_service.db.engine import make_engine, migrate
 from roi_service.db.schema import feedback
 from roi_service.ingest.classify import Incoming
 from roi_service.ingest.writer import IngestWriter
@@ -21,13 +19,6 @@ from roi_service.simulate import Device, payload
 
 T0 = datetime(2026, 2, 2, 8, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
-
-
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    eng = make_engine(f"sqlite:///{tmp_path / 'roi.db'}")
-    migrate(eng)
-    return eng
 
 
 def _send(writer: IngestWriter, pair: tuple[str, object], at: datetime, replayed: bool = False) -> None:
