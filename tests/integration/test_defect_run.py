@@ -9,9 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from tests.support.agent import Collector
+from tests.support.agent import Collector, agent_config
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,22 +19,9 @@ PREFIX = "edge/v1/plant/line-1/"
 
 
 def test_folder_run_publishes_results_events_and_snapshots(mosquitto: Broker, tmp_path: Path) -> None:
-    config = {
-        "device": {"site": "plant", "id": "line-1"},
-        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "home_assistant": {"enabled": False}},
-        "outbox": {"path": "outbox.db"},
-        "http": {"port": 0},
-        "pipelines": [
-            {
-                "name": "line1",
-                "source": {"kind": "folder", "path": str(PARTS)},
-                "model": {"path": str(MODEL)},
-                "task": {"kind": "defect"},
-            }
-        ],
-    }
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(config))
+    pipeline = {"name": "line1", "source": {"kind": "folder", "path": str(PARTS)}, "model": {"path": str(MODEL)},
+                "task": {"kind": "defect"}}  # fmt: skip
+    path = agent_config(tmp_path, mosquitto.port, device={"site": "plant", "id": "line-1"}, pipelines=[pipeline])
     parts = sorted(p.name for p in PARTS.glob("*.jpg"))
     subscriber = Collector(mosquitto.host, mosquitto.port, PREFIX + "#")
 

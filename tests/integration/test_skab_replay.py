@@ -18,9 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.support.agent import metrics_port
+from tests.support.agent import agent_config, metrics_port
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -56,23 +55,9 @@ def fit_on_first_rows(tmp_path: Path, rows: int = 400) -> Path:
 
 def test_skab_run_raises_events_for_a_plain_subscriber(mosquitto: Broker, tmp_path: Path) -> None:
     model = fit_on_first_rows(tmp_path)
-    config = {
-        "device": {"site": "skab", "id": "valve1"},
-        "mqtt": {"host": mosquitto.host, "port": mosquitto.port, "home_assistant": {"enabled": False}},
-        "outbox": {"path": "outbox.db"},
-        "http": {"port": 0},
-        "pipelines": [
-            {
-                "name": "pump",
-                "source": {"kind": "csv", "path": str(RUN), "timestamp_column": "datetime", "channels": CHANNELS,
-                           "speed": 150},
-                "model": {"path": str(model)},
-                "task": {"kind": "sensor_anomaly"},
-            }
-        ],
-    }  # fmt: skip
-    path = tmp_path / "agent.yaml"
-    path.write_text(yaml.safe_dump(config))
+    source = {"kind": "csv", "path": str(RUN), "timestamp_column": "datetime", "channels": CHANNELS, "speed": 150}
+    pipeline = {"name": "pump", "source": source, "model": {"path": str(model)}, "task": {"kind": "sensor_anomaly"}}
+    path = agent_config(tmp_path, mosquitto.port, device={"site": "skab", "id": "valve1"}, pipelines=[pipeline])
     sub = subprocess.Popen(
         ["mosquitto_sub", "-h", mosquitto.host, "-p", str(mosquitto.port), "-t",
          "edge/v1/skab/valve1/sensor_anomaly/event", "-W", "60", "-C", "1"],
