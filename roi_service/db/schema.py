@@ -71,6 +71,7 @@ Index("ix_messages_kind_captured", messages.c.kind, messages.c.captured_at)
 Index(
     "ix_messages_device_kind_captured", messages.c.site, messages.c.device_id, messages.c.kind, messages.c.captured_at
 )
+Index("ix_messages_device_seq", messages.c.site, messages.c.device_id, messages.c.seq)
 
 snapshots = Table(
     "snapshots",
@@ -135,4 +136,52 @@ readiness = Table(
     Column("name", String(120), nullable=False),
     Column("scores", Text, nullable=False, comment="ReadinessScores as JSON."),
     Column("created_at", UtcDateTime, nullable=False),
+)
+
+# ---------------------------------------------------------------- end-to-end acknowledgement by seq (0002)
+
+device_seq = Table(
+    "device_seq",
+    metadata,
+    Column("site", String(64), primary_key=True),
+    Column("device_id", String(64), primary_key=True),
+    Column("high_water", BigInteger, nullable=False, comment="Every tracked seq up to here is stored or a known loss."),
+    Column("max_seen", BigInteger, nullable=False, comment="Highest tracked seq scanned so far."),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+seq_gaps = Table(
+    "seq_gaps",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False, comment="When the scan first saw this gap."),
+    Column("last_asked_at", UtcDateTime, comment="Last cmd/resend that named it."),
+    Column("asks", Integer, nullable=False, default=0),
+)
+Index("ix_seq_gaps_device_first", seq_gaps.c.site, seq_gaps.c.device_id, seq_gaps.c.first_seq, unique=True)
+
+seq_losses = Table(
+    "seq_losses",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("site", String(64), nullable=False),
+    Column("device_id", String(64), nullable=False),
+    Column("first_seq", BigInteger, nullable=False),
+    Column("last_seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+    Column("reported_at", UtcDateTime, nullable=False, comment="When the device said it no longer holds them."),
+    Column("reason", String(32), nullable=False, default="not_held"),
+)
+Index("ix_seq_losses_device_first", seq_losses.c.site, seq_losses.c.device_id, seq_losses.c.first_seq, unique=True)
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(64), primary_key=True, comment="What the lease is for, e.g. resend."),
+    Column("holder", String(120), nullable=False, comment="The replica that holds it."),
+    Column("expires_at", UtcDateTime, nullable=False),
 )
