@@ -86,7 +86,10 @@ class ZoneCount(_Model):
     count: int = Field(ge=0, description="Smoothed facings in the zone.")
     raw_count: int = Field(ge=0, description="Detections in this frame.")
     capacity: int | None = Field(None, description="Configured full-shelf facings, if known.")
-    state: Literal["ok", "low", "out"] = "ok"
+    state: Literal["ok", "low", "out", "over"] = Field(
+        "ok", description="over: more facings than capacity (a misdrawn zone or double detections), not trusted."
+    )
+    over_capacity: bool = Field(False, description="The count exceeds the zone's capacity.")
     facings_per_row: list[int] = Field(default_factory=list)
 
 
@@ -94,6 +97,9 @@ class ShelfData(_Model):
     task: Literal["shelf"] = "shelf"
     zones: list[ZoneCount]
     detections: int = Field(ge=0, description="Products detected in the frame.")
+    frame_id: str | None = Field(
+        None, description="The frame counted: the source's file name or source-frame number (captured_at dates it)."
+    )
 
 
 class ClassifyData(_Model):

@@ -91,6 +91,12 @@ class AgentMetrics:
             "edge_defect_rate", "Share of failed items in the shift", ["pipeline", "shift"], registry=r
         )
         self.zone_count = Gauge("edge_shelf_zone_count", "Smoothed facings per zone", ["pipeline", "zone"], registry=r)
+        self.zone_over_capacity = Gauge(
+            "edge_shelf_zone_over_capacity",
+            "1 while a zone counts more facings than its capacity (the count is not trusted)",
+            ["pipeline", "zone"],
+            registry=r,
+        )
         # outbox and broker link
         self.outbox_backlog = Gauge("edge_outbox_backlog", "Messages stored and not yet acknowledged", registry=r)
         self.outbox_oldest_age = Gauge("edge_outbox_oldest_age_seconds", "Age of the oldest stored message", registry=r)

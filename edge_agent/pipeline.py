@@ -198,6 +198,7 @@ class Pipeline(threading.Thread):
         elif isinstance(data, m.ShelfData):
             for zone in data.zones:
                 self.metrics.zone_count.labels(p, zone.zone).set(zone.count)
+                self.metrics.zone_over_capacity.labels(p, zone.zone).set(int(zone.over_capacity))
 
     def figures(self) -> dict[str, float]:
         """Job figures for the metrics message, over the current period."""

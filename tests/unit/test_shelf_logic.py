@@ -21,10 +21,17 @@ def config(**extra: object) -> ShelfTaskConfig:
     return ShelfTaskConfig.model_validate({"kind": "shelf", "zones": zones, **extra})
 
 
-def centres(n_cola: int, n_water: int = 3) -> np.ndarray:
+def centres(n_cola: int, n_water: int = 3, width: float = 10.0) -> np.ndarray:
+    """Boxes (x1 y1 x2 y2) of `width` around the facings' centres: n_cola in two rows, n_water in a column."""
     cola = [(10 + 15 * i, 25 if i % 2 else 75) for i in range(n_cola)]
     water = [(150, 20 + 20 * i) for i in range(n_water)]
-    return np.array(cola + water, dtype=np.float32).reshape(-1, 2)
+    points = np.array(cola + water, dtype=np.float32).reshape(-1, 2)
+    return boxes_at(points, width)
+
+
+def boxes_at(points: np.ndarray, width: float = 10.0) -> np.ndarray:
+    half = np.float32(width / 2)
+    return np.concatenate([points - half, points + half], axis=1)
 
 
 def test_point_in_polygon_handles_concave_shapes() -> None:
@@ -97,13 +104,93 @@ def test_cooldown_spaces_events_of_a_zone() -> None:
     assert events == [(1, "low_stock")]
 
 
-def test_frames_of_another_size_scale_the_zones_or_are_refused() -> None:
+def test_frames_of_another_size_or_aspect_still_count() -> None:
     counter = ShelfCounter(config(smoothing_frames=1, frame_size=(640, 480)))
     doubled = centres(4) * 2
     counts, _ = counter.update(doubled, 1280, 960, now=0.0)
     assert [c.count for c in counts] == [4, 3]
-    with pytest.raises(DataError, match=r"1280x720 .* drawn on 640x480"):
-        counter.update(doubled, 1280, 720, now=1.0)
+    wide = centres(4) * np.array([2.0, 1.5, 2.0, 1.5], np.float32)  # 1280x720: the same view, stretched
+    counts, _ = counter.update(wide, 1280, 720, now=1.0)
+    assert [c.count for c in counts] == [4, 3]
+
+
+def test_normalized_zones_count_at_any_resolution() -> None:
+    zones = [
+        {"name": "cola", "polygon": [(0, 0), (0.5, 0), (0.5, 1), (0, 1)]},
+        {"name": "water", "polygon": [(0.5, 0), (1, 0), (1, 1), (0.5, 1)], "max_box_width": 0.2},
+    ]
+    cfg = ShelfTaskConfig.model_validate({"kind": "shelf", "coordinates": "normalized", "zones": zones})
+    for width, height in [(640, 480), (1920, 1080), (300, 900)]:
+        counter = ShelfCounter(cfg)
+        points = np.array([[0.1, 0.5], [0.3, 0.5], [0.7, 0.5]], np.float32) * np.array([width, height], np.float32)
+        counts, _ = counter.update(boxes_at(points, 0.1 * width), width, height, now=0.0)
+        assert [c.count for c in counts] == [2, 1]
+        too_wide = boxes_at(points[2:], 0.3 * width)  # wider than water's max_box_width
+        assert [c.count for c in ShelfCounter(cfg).update(too_wide, width, height, 0.0)[0]] == [0, 0]
+
+
+def test_zones_outside_the_frame_name_the_field() -> None:
+    with pytest.raises(ValidationError, match=r"zones\.1\.polygon: vertex \(1\.5, 0\) of zone b .*0\.\.1"):
+        ShelfTaskConfig.model_validate(
+            {
+                "kind": "shelf",
+                "coordinates": "normalized",
+                "zones": [
+                    {"name": "a", "polygon": [(0, 0), (1, 0), (1, 1)]},
+                    {"name": "b", "polygon": [(1.5, 0), (1, 0), (1, 1)]},
+                ],
+            }
+        )
+    with pytest.raises(ValidationError, match=r"zones\.0\.polygon: .* outside frame_size 640x480"):
+        ShelfTaskConfig.model_validate(
+            {
+                "kind": "shelf",
+                "frame_size": (640, 480),
+                "zones": [{"name": "a", "polygon": [(0, 0), (700, 0), (700, 100)]}],
+            }
+        )
+    counter = ShelfCounter(config())  # pixel zones without frame_size: checked against the first frame
+    with pytest.raises(DataError, match=r"zones\.1\.polygon: zone water lies outside the 90x90 frame"):
+        counter.update(centres(1), 90, 90, now=0.0)
+
+
+def test_count_above_capacity_is_flagged_not_ok(caplog: pytest.LogCaptureFixture) -> None:
+    counter = ShelfCounter(config(smoothing_frames=1))
+    cola = counter.update(centres(6), 640, 480, now=0.0)[0][0]
+    assert (cola.state, cola.over_capacity) == ("ok", False)
+    eight = boxes_at(np.array([(5 + 12 * i, 50) for i in range(8)], np.float32))
+    cola = counter.update(eight, 640, 480, now=1.0)[0][0]  # capacity is 6
+    assert (cola.count, cola.state, cola.over_capacity) == (8, "over", True)
+    assert "above its capacity 6" in caplog.text
+    cola = counter.update(centres(5), 640, 480, now=2.0)[0][0]
+    assert (cola.state, cola.over_capacity) == ("ok", False)
+
+
+def test_a_box_in_overlapping_zones_counts_once_in_the_smaller(caplog: pytest.LogCaptureFixture) -> None:
+    zones = [
+        {"name": "row", "polygon": [(0, 0), (200, 0), (200, 100), (0, 100)]},
+        {"name": "slot", "polygon": [(50, 0), (150, 0), (150, 100), (50, 100)]},
+    ]
+    counter = ShelfCounter(ShelfTaskConfig.model_validate({"kind": "shelf", "zones": zones, "smoothing_frames": 1}))
+    points = np.array([[20, 50], [100, 50], [120, 50], [180, 50]], np.float32)
+    counts, _ = counter.update(boxes_at(points), 640, 480, now=0.0)
+    assert [(c.zone, c.count) for c in counts] == [("row", 2), ("slot", 2)]
+    assert "zones row and slot overlap (100% of the smaller)" in caplog.text
+
+
+def test_zones_sharing_an_edge_do_not_overlap() -> None:
+    counter = ShelfCounter(config())
+    from edge_agent.tasks.shelf.logic import overlapping_zones
+
+    assert overlapping_zones(counter.zones(640, 480), 640, 480) == []
+
+
+def test_min_box_width_ignores_specks() -> None:
+    zones = [{"name": "a", "polygon": SQUARE, "min_box_width": 8}]
+    counter = ShelfCounter(ShelfTaskConfig.model_validate({"kind": "shelf", "zones": zones, "smoothing_frames": 1}))
+    points = np.array([[20, 50], [60, 50]], np.float32)
+    boxes = np.concatenate([boxes_at(points[:1], 4), boxes_at(points[1:], 12)])
+    assert counter.update(boxes, 640, 480, now=0.0)[0][0].count == 1
 
 
 def test_config_rejects_duplicate_zones_and_low_stock_above_capacity() -> None:

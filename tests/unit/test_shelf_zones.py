@@ -86,6 +86,23 @@ def test_row_zones_group_boxes_into_shelf_rows() -> None:
     assert [(z["name"], z["capacity"]) for z in zones] == [("row1", 5), ("row2", 3)]
 
 
+def test_row_zones_never_overlap_and_render_warns_about_overlaps(
+    snapshot: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    boxes = np.array(  # two rows whose margins would overlap
+        [[10 + 30 * i, 20, 35 + 30 * i, 100] for i in range(5)]
+        + [[10 + 30 * i, 104, 35 + 30 * i, 190] for i in range(3)],
+        np.float32,
+    )
+    first, second = row_zones(boxes, 640, 480, "row")
+    assert first["polygon"][2][1] <= second["polygon"][0][1]
+    block = {"zones": [first, {**second, "name": "over", "polygon": first["polygon"]}]}
+    config = tmp_path / "zones.yaml"
+    config.write_text(yaml.safe_dump(block))
+    assert main(["render", "--image", str(snapshot), "--zones", str(config), "--out", str(tmp_path / "z.png")]) == 0
+    assert "zones row1 and over overlap (100% of the smaller)" in capsys.readouterr().err
+
+
 def test_composer_is_reproducible_and_boxes_lie_in_the_frame() -> None:
     composer = ShelfComposer(ProductLibrary.procedural(seed=1, count=10))
     a = composer.compose(np.random.default_rng(5))

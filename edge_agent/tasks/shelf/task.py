@@ -52,6 +52,13 @@ def to_frame(detections: Detections, box: Letterbox, width: int, height: int) ->
     return Detections(boxes[keep], detections.scores[keep], detections.classes[keep])
 
 
+def frame_name(item: Item) -> str:
+    """What a count is traced back to: the file name of a replayed picture, else source and frame number."""
+    if "filename" in item.meta:
+        return str(item.meta["filename"])
+    return f"{item.source}-{item.index}"
+
+
 class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
     """Counts product facings per configured zone and raises low_stock / out_of_stock / restocked events."""
 
@@ -102,10 +109,13 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
     def logic(self, decoded: ShelfFrame, item: Item) -> TaskOutput:
         if not decoded.usable:
             return TaskOutput(None)
-        centres = decoded.detections.centres()
-        counts, events = self.counter.update(centres, decoded.width, decoded.height, item.captured_at)
+        boxes = decoded.detections.boxes
+        counts, events = self.counter.update(boxes, decoded.width, decoded.height, item.captured_at)
         self._last = (item.data, decoded, counts)
-        return TaskOutput(ShelfData(zones=counts, detections=len(decoded.detections)), events)
+        frame_id = frame_name(item)
+        for event in events:
+            event.details["frame_id"] = frame_id
+        return TaskOutput(ShelfData(zones=counts, detections=len(decoded.detections), frame_id=frame_id), events)
 
     def set_threshold(self, name: str, value: float) -> None:
         if not 0 < value < 1:

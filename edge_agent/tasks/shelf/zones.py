@@ -12,6 +12,7 @@ the zones of a YAML file (a zones block or a whole agent config) over the snapsh
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
 from pathlib import Path
 from typing import Any
@@ -74,18 +75,38 @@ def row_zones(boxes: np.ndarray, width: int, height: int, prefix: str) -> list[d
             groups.append([i])
         else:
             groups[-1].append(i)
+    spans = [_row_span(boxes[group], width, height) for group in groups]
+    for upper, lower in itertools.pairwise(spans):  # rows never overlap: a product counts in one row only
+        if upper[3] > lower[1]:
+            upper[3] = lower[1] = (upper[3] + lower[1]) / 2
     zones = []
-    for k, group in enumerate(groups):
-        b = boxes[group]
-        margin = 0.1 * float(np.median(b[:, 3] - b[:, 1]))
-        x0, y0 = max(0.0, float(b[:, 0].min()) - margin), max(0.0, float(b[:, 1].min()) - margin)
-        x1, y1 = min(float(width), float(b[:, 2].max()) + margin), min(float(height), float(b[:, 3].max()) + margin)
+    for k, (group, (x0, y0, x1, y1)) in enumerate(zip(groups, spans)):
         polygon = [[round(x0), round(y0)], [round(x1), round(y0)], [round(x1), round(y1)], [round(x0), round(y1)]]
         capacity = len(group)
         zone: dict[str, Any] = {"name": f"{prefix}{k + 1}", "polygon": polygon, "capacity": capacity}
         zone["low_stock"] = min(max(1, capacity // 4), capacity - 1) if capacity > 1 else 0
         zones.append(zone)
     return zones
+
+
+def _row_span(b: np.ndarray, width: int, height: int) -> list[float]:
+    """x0, y0, x1, y1 around one row's boxes with a margin of a tenth of their median height."""
+    margin = 0.1 * float(np.median(b[:, 3] - b[:, 1]))
+    x0, y0 = max(0.0, float(b[:, 0].min()) - margin), max(0.0, float(b[:, 1].min()) - margin)
+    return [x0, y0, min(float(width), float(b[:, 2].max()) + margin), min(float(height), float(b[:, 3].max()) + margin)]
+
+
+def warn_overlaps(zones: list[ZoneConfig], width: int, height: int) -> None:
+    """Tell the user which zones overlap: a product in both counts once, in the smaller zone."""
+    from edge_agent.tasks.shelf.logic import Zone, overlapping_zones
+
+    shaped = [Zone(z, np.asarray(z.polygon, np.float32)) for z in zones]
+    for a, b, share in overlapping_zones(shaped, width, height):
+        print(
+            f"# warning: zones {a} and {b} overlap ({100 * share:.0f}% of the smaller); a product in both "
+            "counts once, in the smaller zone: move the shared edge if that is not what you want",
+            file=sys.stderr,
+        )
 
 
 def detect(image: np.ndarray, model_dir: Path, variant: str | None) -> np.ndarray:
@@ -174,7 +195,9 @@ def _run(args: argparse.Namespace) -> None:
     height, width = image.shape[:2]
     boxes = np.zeros((0, 4), np.float32)
     if args.command == "render":
-        write_render(image, load_zones(args.zones), boxes, args.out)
+        zones = load_zones(args.zones)
+        warn_overlaps(zones, width, height)
+        write_render(image, zones, boxes, args.out)
         return
     if args.command == "grid":
         if args.rows < 1 or args.cols < 1:
@@ -192,6 +215,7 @@ def _run(args: argparse.Namespace) -> None:
         zones = [ZoneConfig.model_validate(z) for z in raw]
     except ValidationError as exc:
         raise UsageError(f"invalid zone: {exc.errors()[0]['msg']}") from None
+    warn_overlaps(zones, width, height)
     print(yaml.safe_dump({"frame_size": [width, height], "zones": raw}, sort_keys=False), end="")
     if args.render:
         write_render(image, zones, boxes, args.render)
