@@ -27,6 +27,7 @@ from edge_agent.sinks import JsonlSink, LogSink, MqttSink, Sink
 from edge_agent.sources.base import create_source
 from edge_agent.sources.runner import Handover, SourceRunner
 from edge_agent.sources.windowing import WindowSpec
+from edge_agent.status import StatusWatcher, pipeline_status
 from edge_agent.tasks.base import TaskContext
 from edge_agent.tasks.registry import create_task
 
@@ -50,15 +51,17 @@ class App:
         self.commands = CommandRouter(self)
         self._stop = threading.Event()
         self._metrics_thread: threading.Thread | None = None
+        self.status_watcher = StatusWatcher(self.pipeline_statuses, self._publish_status)
 
     # ------------------------------------------------------------ boot sequence
 
     def start(self) -> None:
         self.init_outbox()
         self.init_pipelines()
-        self.init_mqtt()
         self.start_http()
         self.start_pipelines()
+        self.init_mqtt()  # after the pipelines: the first retained status already says what they do
+        self.start_status_watcher()
         self.start_metrics_publisher()
 
     def init_outbox(self) -> None:
@@ -132,31 +135,43 @@ class App:
             pipeline.runner.start()
             pipeline.start()
 
+    def start_status_watcher(self) -> None:
+        """Republish the retained status whenever a pipeline's state changes (starting, running, degraded, stopped)."""
+        self.status_watcher.check()
+        self.status_watcher.start()
+
+    def _publish_status(self, statuses: list[m.PipelineStatus]) -> None:
+        if self.link is not None:
+            d = self.config.device
+            self.link.publish(m.topic(d.site, d.id, "status"), self.status_payload("online", statuses), retain=True)
+
     def start_metrics_publisher(self) -> None:
         self._metrics_thread = threading.Thread(target=self._metrics_loop, name="metrics", daemon=True)
         self._metrics_thread.start()
 
     # ------------------------------------------------------------ device state messages
 
-    def status_payload(self, state: str) -> bytes:
+    def status_payload(self, state: str, statuses: list[m.PipelineStatus] | None = None) -> bytes:
+        """The retained status; offline (graceful stop or last will) says every pipeline is stopped."""
         assert self.factory is not None
+        if state == "offline":
+            statuses = [
+                m.PipelineStatus(name=p.pipeline, task=p.task.kind, state="stopped", detail="device offline")
+                for p in self.pipelines
+            ]
         status = m.StatusMessage(
             **self.factory.envelope(time.time()),
             state=state,
             agent_version=__version__,
             started_at=self.started_at,
-            pipelines=self.pipeline_statuses(),
+            pipelines=self.pipeline_statuses() if statuses is None else statuses,
             published_at=m.utcnow(),
         )
         return status.model_dump_json().encode()
 
     def pipeline_statuses(self) -> list[m.PipelineStatus]:
-        out = []
-        for p in self.pipelines:
-            ok, reason = p.health(self.config.http.health_stale_s)
-            state = "running" if ok and reason == "ok" else ("stopped" if reason == "finished" else "degraded")
-            out.append(m.PipelineStatus(name=p.pipeline, task=p.task.kind, state=state, detail=reason))
-        return out
+        """Each pipeline's state from the check /healthz runs (edge_agent/status.py maps one to the other)."""
+        return [pipeline_status(p, self.config.http.health_stale_s) for p in self.pipelines]
 
     def model_payload(self) -> bytes:
         assert self.factory is not None
@@ -245,6 +260,7 @@ class App:
     def stop(self, drain_s: float = 1.5) -> None:
         """Stop sources, then pipelines, flush metrics, give the forwarder a moment, say offline."""
         self._stop.set()
+        self.status_watcher.stop()
         for p in self.pipelines:
             p.runner.stop()
             p.stop()
