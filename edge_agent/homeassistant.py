@@ -1,14 +1,37 @@
-"""Home Assistant MQTT discovery: retained configs so each device shows up without writing YAML."""
+"""Home Assistant MQTT discovery: retained configs so each device shows up without writing YAML.
+
+Written against Home Assistant's MQTT integration documentation (sensor, binary_sensor, image,
+button, event platforms; single-component discovery on `<prefix>/<component>/<node_id>/<object_id>/config`):
+
+- `default_entity_id` ("<domain>.<slug>") names the entity; `object_id` was deprecated in 2025.10 and
+  is no longer honoured from 2026.4.
+- Every numeric sensor has `state_class: measurement` (so Home Assistant keeps long-term statistics),
+  and a unit; durations have `device_class: duration`.
+- Availability comes from the device's retained `status` message (`online` / `offline`).
+- An `image` entity shows the newest defect or shelf snapshot (raw JPEG on `{task}/snapshot/+`),
+  `button` entities send the `snapshot` and `reload` commands, and an `event` entity fires on each
+  event the pipeline raises (anomaly_start / anomaly_end, defect, low_stock / out_of_stock / restocked).
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from edge_agent import __version__
 from edge_agent import messages as m
 from edge_agent.config import AgentConfig, PipelineConfig
 from edge_agent.tasks.shelf.config import ShelfTaskConfig
+
+Entity = tuple[str, str, dict[str, Any]]  # (component, object id, config without the shared keys)
+EVENT_TYPES: dict[str, list[str]] = {
+    "sensor_anomaly": ["anomaly_start", "anomaly_end"],
+    "defect": ["defect"],
+    "shelf": ["low_stock", "out_of_stock", "restocked"],
+}
+SNAPSHOT_TASKS = ("defect", "shelf")
+_NOT_SLUG = re.compile(r"[^a-z0-9_]")
 
 
 def discovery_messages(config: AgentConfig) -> list[tuple[str, bytes]]:
@@ -17,12 +40,34 @@ def discovery_messages(config: AgentConfig) -> list[tuple[str, bytes]]:
     if mqtt is None or not mqtt.home_assistant.enabled:
         return []
     site, dev = config.device.site, config.device.id
-    node = f"edge_{site}_{dev}".replace("-", "_")
-    base = {
-        "availability_topic": m.topic(site, dev, "status"),
-        "availability_template": "{{ value_json.state }}",
-        "payload_available": "online",
-        "payload_not_available": "offline",
+    node = _slug(f"edge_{site}_{dev}")
+    base = _shared(site, dev, node)
+    out: list[tuple[str, bytes]] = []
+    for pipeline in config.pipelines:
+        for component, object_id, entity in _entities(site, dev, pipeline):
+            slug = _slug(f"{node}_{object_id}")
+            payload = {**base, **entity, "unique_id": slug, "default_entity_id": f"{component}.{slug}"}
+            topic = f"{mqtt.home_assistant.prefix}/{component}/{node}/{object_id}/config"
+            out.append((topic, json.dumps(payload).encode()))
+    return out
+
+
+def _slug(text: str) -> str:
+    """An entity id's object part: lower-case letters, digits and underscores only."""
+    return _NOT_SLUG.sub("_", text.lower())
+
+
+def _shared(site: str, dev: str, node: str) -> dict[str, Any]:
+    """Keys every entity carries: availability from the retained status, the device and the origin."""
+    return {
+        "availability": [
+            {
+                "topic": m.topic(site, dev, "status"),
+                "value_template": "{{ value_json.state }}",
+                "payload_available": "online",
+                "payload_not_available": "offline",
+            }
+        ],
         "device": {
             "identifiers": [node],
             "name": f"Edge {site}/{dev}",
@@ -30,14 +75,9 @@ def discovery_messages(config: AgentConfig) -> list[tuple[str, bytes]]:
             "model": "edge_agent",
             "sw_version": __version__,
         },
+        "origin": {"name": "edge-agent", "sw_version": __version__},
+        "qos": 1,
     }
-    out: list[tuple[str, bytes]] = []
-    for pipeline in config.pipelines:
-        for component, object_id, entity in _entities(site, dev, pipeline):
-            payload = {**base, **entity, "unique_id": f"{node}_{object_id}", "object_id": f"{node}_{object_id}"}
-            topic = f"{mqtt.home_assistant.prefix}/{component}/{node}/{object_id}/config"
-            out.append((topic, json.dumps(payload).encode()))
-    return out
 
 
 def _pick(pipeline: str, expr: str) -> str:
@@ -47,85 +87,163 @@ def _pick(pipeline: str, expr: str) -> str:
     )
 
 
-def _entities(site: str, dev: str, p: PipelineConfig) -> list[tuple[str, str, dict[str, Any]]]:
-    name = p.name
+def _from_metrics(pipeline: str, expr: str) -> str:
+    """A template reading one pipeline's entry of the metrics message."""
+    return "{% for p in value_json.pipelines if p.pipeline == '" + pipeline + "' %}{{ " + expr + " }}{% endfor %}"
+
+
+def _entities(site: str, dev: str, p: PipelineConfig) -> list[Entity]:
     kind = p.task.kind
-    result_topic = m.topic(site, dev, f"{kind}/result")
-    latency = (
+    entities = [_latency(site, dev, p.name), *_buttons(site, dev, p.name)]
+    if kind == "sensor_anomaly":
+        entities.extend(_sensor_entities(site, dev, p.name))
+    elif kind == "defect":
+        entities.extend(_defect_entities(site, dev, p.name))
+    elif isinstance(p.task, ShelfTaskConfig):
+        entities.extend(_shelf_entities(site, dev, p.name, [z.name for z in p.task.zones]))
+    if kind in EVENT_TYPES:
+        entities.append(_event(site, dev, p.name, kind))
+    if kind in SNAPSHOT_TASKS:
+        entities.append(_image(site, dev, p.name, kind))
+    return entities
+
+
+def _latency(site: str, dev: str, name: str) -> Entity:
+    return (
         "sensor",
         f"{name}_latency_p95",
         {
             "name": f"{name} latency p95",
             "state_topic": m.topic(site, dev, "metrics"),
+            "device_class": "duration",
+            "state_class": "measurement",
             "unit_of_measurement": "ms",
-            "value_template": "{% for p in value_json.pipelines if p.pipeline == '" + name + "' %}"
-            "{{ p.p95_ms | round(1) }}{% endfor %}",
+            "suggested_display_precision": 1,
+            "value_template": _from_metrics(name, "p.p95_ms | round(1)"),
         },
     )
-    entities: list[tuple[str, str, dict[str, Any]]] = [latency]
-    if kind == "sensor_anomaly":
-        entities.append(
-            (
-                "binary_sensor",
-                f"{name}_anomaly",
-                {
-                    "name": f"{name} anomaly",
-                    "state_topic": result_topic,
-                    "device_class": "problem",
-                    "value_template": _pick(name, "'ON' if value_json.data.anomalous else 'OFF'"),
-                },
-            )
-        )
-        entities.append(
+
+
+def _buttons(site: str, dev: str, name: str) -> list[Entity]:
+    press = json.dumps({"pipeline": name})
+    return [
+        (
+            "button",
+            f"{name}_snapshot",
+            {"name": f"{name} snapshot", "command_topic": m.topic(site, dev, "cmd/snapshot"), "payload_press": press},
+        ),
+        (
+            "button",
+            f"{name}_reload",
+            {
+                "name": f"{name} reload model",
+                "command_topic": m.topic(site, dev, "cmd/reload"),
+                "payload_press": press,
+                "entity_category": "config",
+            },
+        ),
+    ]
+
+
+def _sensor_entities(site: str, dev: str, name: str) -> list[Entity]:
+    result_topic = m.topic(site, dev, "sensor_anomaly/result")
+    return [
+        (
+            "binary_sensor",
+            f"{name}_anomaly",
+            {
+                "name": f"{name} anomaly",
+                "state_topic": result_topic,
+                "device_class": "problem",
+                "value_template": _pick(name, "'ON' if value_json.data.anomalous else 'OFF'"),
+            },
+        ),
+        (
+            "sensor",
+            f"{name}_anomaly_score",
+            {
+                "name": f"{name} anomaly score",
+                "state_topic": result_topic,
+                "state_class": "measurement",
+                "unit_of_measurement": "score",
+                "suggested_display_precision": 3,
+                "value_template": _pick(name, "value_json.data.score | round(3)"),
+            },
+        ),
+    ]
+
+
+def _defect_entities(site: str, dev: str, name: str) -> list[Entity]:
+    return [
+        (
+            "sensor",
+            f"{name}_defect_rate",
+            {
+                "name": f"{name} defect rate",
+                "state_topic": m.topic(site, dev, "metrics"),
+                "state_class": "measurement",
+                "unit_of_measurement": "%",
+                "suggested_display_precision": 2,
+                "value_template": _from_metrics(name, "(p.figures.defect_rate * 100) | round(2)"),
+            },
+        ),
+        (
+            "binary_sensor",
+            f"{name}_last_item_failed",
+            {
+                "name": f"{name} last item failed",
+                "state_topic": m.topic(site, dev, "defect/result"),
+                "device_class": "problem",
+                "value_template": _pick(name, "'OFF' if value_json.data.passed else 'ON'"),
+            },
+        ),
+    ]
+
+
+def _shelf_entities(site: str, dev: str, name: str, zones: list[str]) -> list[Entity]:
+    out: list[Entity] = []
+    for zone in zones:
+        expr = "(value_json.data.zones | selectattr('zone','eq','" + zone + "') | first).count"
+        out.append(
             (
                 "sensor",
-                f"{name}_anomaly_score",
+                f"{name}_{zone}_count",
                 {
-                    "name": f"{name} anomaly score",
-                    "state_topic": result_topic,
-                    "value_template": _pick(name, "value_json.data.score | round(3)"),
+                    "name": f"{name} {zone} facings",
+                    "state_topic": m.topic(site, dev, "shelf/result"),
+                    "state_class": "measurement",
+                    "unit_of_measurement": "facings",
+                    "value_template": _pick(name, expr),
                 },
             )
         )
-    elif kind == "defect":
-        entities.append(
-            (
-                "sensor",
-                f"{name}_defect_rate",
-                {
-                    "name": f"{name} defect rate",
-                    "state_topic": m.topic(site, dev, "metrics"),
-                    "unit_of_measurement": "%",
-                    "value_template": "{% for p in value_json.pipelines if p.pipeline == '" + name + "' %}"
-                    "{{ (p.figures.defect_rate * 100) | round(2) }}{% endfor %}",
-                },
-            )
-        )
-        entities.append(
-            (
-                "binary_sensor",
-                f"{name}_last_item_failed",
-                {
-                    "name": f"{name} last item failed",
-                    "state_topic": result_topic,
-                    "device_class": "problem",
-                    "value_template": _pick(name, "'OFF' if value_json.data.passed else 'ON'"),
-                },
-            )
-        )
-    elif isinstance(p.task, ShelfTaskConfig):
-        for zone in p.task.zones:
-            expr = "(value_json.data.zones | selectattr('zone','eq','" + zone.name + "') | first).count"
-            entities.append(
-                (
-                    "sensor",
-                    f"{name}_{zone.name}_count",
-                    {
-                        "name": f"{name} {zone.name} facings",
-                        "state_topic": result_topic,
-                        "state_class": "measurement",
-                        "value_template": _pick(name, expr),
-                    },
-                )
-            )
-    return entities
+    return out
+
+
+def _event(site: str, dev: str, name: str, kind: str) -> Entity:
+    """Fires on the pipeline's own events; another pipeline's event on the shared topic renders empty (ignored)."""
+    fields = "{'event_type': value_json.event, 'subject': value_json.subject, 'severity': value_json.severity}"
+    template = "{% if value_json.pipeline == '" + name + "' %}{{ " + fields + " | to_json }}{% endif %}"
+    return (
+        "event",
+        f"{name}_events",
+        {
+            "name": f"{name} events",
+            "state_topic": m.topic(site, dev, f"{kind}/event"),
+            "event_types": EVENT_TYPES[kind],
+            "value_template": template,
+        },
+    )
+
+
+def _image(site: str, dev: str, name: str, kind: str) -> Entity:
+    """The newest JPEG the device published for this kind of task (events and the snapshot command)."""
+    return (
+        "image",
+        f"{name}_snapshot_image",
+        {
+            "name": f"{name} last snapshot",
+            "image_topic": m.topic(site, dev, f"{kind}/snapshot/+"),
+            "content_type": "image/jpeg",
+        },
+    )

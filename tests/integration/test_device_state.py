@@ -66,7 +66,8 @@ def test_status_models_discovery_and_last_will(mosquitto: Broker, tmp_path: Path
         discovery = sub(mosquitto, "homeassistant/#", 1)
         assert discovery and discovery[0][0].endswith("/config")
         entity = json.loads(discovery[0][1])
-        assert entity["availability_topic"] == "edge/v1/lab/dev1/status"
+        assert entity["availability"][0]["topic"] == "edge/v1/lab/dev1/status"
+        assert "object_id" not in entity and entity["default_entity_id"].split(".")[1] == entity["unique_id"]
     finally:
         if agent.poll() is None:
             stop_agent(agent)
