@@ -15,7 +15,7 @@ from edge_agent import messages as m
 from edge_agent.backoff import Backoff
 from edge_agent.commands import CommandRouter
 from edge_agent.config import AgentConfig, PipelineConfig
-from edge_agent.forwarder import Forwarder
+from edge_agent.forwarder import Forwarder, delivery_checks
 from edge_agent.homeassistant import discovery_messages
 from edge_agent.httpserver import HealthServer
 from edge_agent.metrics import AgentMetrics
@@ -67,7 +67,7 @@ class App:
     def init_outbox(self) -> None:
         self.outbox = Outbox(self.config.outbox, self.metrics)
         d = self.config.device
-        self.factory = MessageFactory(d.site, d.id, self.outbox.next_seq)
+        self.factory = MessageFactory(d.site, d.id, self.outbox.next_seq, self.outbox.current_seq)
         self.metrics.agent_info.info({"version": __version__, "site": d.site, "device": d.id})
 
     def init_pipelines(self) -> None:
@@ -116,7 +116,9 @@ class App:
             return
         d = self.config.device
         password = cfg.password.get_secret_value() if cfg.password is not None else None
-        will = (m.topic(d.site, d.id, "status"), self.status_payload("offline"))
+        def will() -> tuple[str, bytes]:  # built again for every connection: a fresh message_id each time
+            return m.topic(d.site, d.id, "status"), self.status_payload("offline")
+
         self.link = MqttLink(cfg, cfg.client_id or f"edge-{d.site}-{d.id}", self.metrics, will, password)
         self.link.on_connected.append(self._announce)
         self.link.subscribe(m.topic(d.site, d.id, "cmd/+"), self.commands.handle)
@@ -160,7 +162,7 @@ class App:
                 for p in self.pipelines
             ]
         status = m.StatusMessage(
-            **self.factory.envelope(time.time()),
+            **self.factory.untracked_envelope(time.time()),
             state=state,
             agent_version=__version__,
             started_at=self.started_at,
@@ -187,7 +189,7 @@ class App:
             )
             for p in self.pipelines
         ]
-        msg = m.ModelMessage(**self.factory.envelope(time.time()), models=models, published_at=m.utcnow())
+        msg = m.ModelMessage(**self.factory.untracked_envelope(time.time()), models=models, published_at=m.utcnow())
         return msg.model_dump_json().encode()
 
     def _announce(self, link: MqttLink) -> None:
@@ -224,12 +226,7 @@ class App:
             pipelines=summaries,
             backlog=self.outbox.backlog,
             backlog_oldest_s=self.outbox.oldest_age(),
-            dropped=int(
-                sum(
-                    self._counter("edge_outbox_dropped_total", {"reason": r})
-                    for r in ("max_rows", "max_bytes", "max_age")
-                )
-            ),
+            dropped=self.outbox.dropped_total(),
             replayed_count=self.forwarder.replayed if self.forwarder else 0,
         )
         self.outbox.put(self.factory.topic("metrics"), m.serialize_for_store(msg))
@@ -242,6 +239,9 @@ class App:
     def health(self) -> tuple[bool, dict[str, str]]:
         stale = self.config.http.health_stale_s
         checks = {p.pipeline: p.health(stale) for p in self.pipelines}
+        if self.outbox is not None:
+            stalled_after = self.config.mqtt.stalled_after_s if self.config.mqtt else 60.0
+            checks.update(delivery_checks(self.outbox, self.link, stalled_after))
         return all(ok for ok, _ in checks.values()), {name: reason for name, (_, reason) in checks.items()}
 
     def finished(self) -> bool:

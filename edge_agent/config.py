@@ -68,6 +68,9 @@ class MqttConfig(Strict):
         256, ge=1, le=65535,
         description="QoS 1 messages awaiting PUBACK at once (kept within an MQTT 5 broker's Receive Maximum).",
     )
+    stalled_after_s: float = Field(
+        60.0, gt=0, description="/healthz is degraded when nothing has been delivered to the broker this long."
+    )
     home_assistant: HomeAssistantConfig = Field(default_factory=HomeAssistantConfig)
 
     @model_validator(mode="after")
@@ -83,9 +86,18 @@ class OutboxConfig(Strict):
     max_bytes: int = Field(512 * 1024 * 1024, ge=1024 * 1024, description="Payload bytes kept at most.")
     max_age_s: float = Field(7 * 24 * 3600, gt=0, description="Rows older than this are dropped.")
     synchronous: Literal["normal", "full"] = Field(
-        "normal", description="normal survives process crashes; full also survives power cuts (one fsync per batch)."
+        "full", description="full survives power cuts (one fsync per batch, WAL); normal only process crashes."
     )
     max_payload_bytes: int = Field(256 * 1024, ge=1024, description="Larger messages are set aside, not sent.")
+    archive_max_age_s: float = Field(
+        24 * 3600, ge=0, description="Messages the broker acknowledged are kept this long for cmd/resend (0: none)."
+    )
+    archive_max_bytes: int = Field(
+        256 * 1024 * 1024, ge=0, description="Payload bytes the delivered archive keeps at most (oldest go first)."
+    )
+    memory_buffer_bytes: int = Field(
+        16 * 1024 * 1024, ge=0, description="Kept in memory while the outbox cannot write (disk full); then dropped."
+    )
 
 
 class HttpConfig(Strict):

@@ -9,7 +9,8 @@
     ├── SourceError                 a camera, file or sensor source cannot deliver data
     │   └── SourceClosed            the source ended for good (end of a file replay)
     ├── DataError                   input data (a CSV row, a JSON sample, an image) is malformed
-    └── OutboxError                 the durable outbox cannot store or send
+    ├── OutboxError                 the durable outbox cannot store or send
+    └── BrokerLinkError             the broker link cannot be set up (TLS files missing or unreadable)
 
 Messages name the file, the field and the fix, and never contain a secret.
 """
@@ -77,3 +78,7 @@ class DataError(EdgeAgentError):
 
 class OutboxError(EdgeAgentError):
     """The durable outbox cannot store or send messages."""
+
+
+class BrokerLinkError(EdgeAgentError):
+    """The broker link cannot be set up: the message names the mqtt.tls field, the file and the fix."""

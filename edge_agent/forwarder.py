@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent import messages as m
+from edge_agent.errors import OutboxError
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox, StoredMessage
+from edge_agent.spillover import RateLimitedLog
 
 logger = logging.getLogger(__name__)
 
 ACK_FLUSH_S = 0.05
 EXPIRE_EVERY_S = 30.0
+RETRY_HELD_EVERY_S = 1.0  # how often results held in memory (disk full) are offered to the disk again
 RESERVED_FOR_LINK = 8  # in-flight places left to the link's own QoS 1 messages under a Receive Maximum
 POISON_DISCONNECTS = 3  # a message in flight across this many broken connections is set aside
 
@@ -61,6 +64,7 @@ class Forwarder(threading.Thread):
         self._connected_at = 0.0
         self._disconnects_in_flight: dict[int, int] = {}
         self.replayed = 0
+        self._ack_log = RateLimitedLog(logger)
         link.on_ack = self._on_ack
 
     def stop(self) -> None:
@@ -72,7 +76,7 @@ class Forwarder(threading.Thread):
             self._ack_arrived.set()
 
     def run(self) -> None:
-        last_expire = 0.0
+        last_expire = last_retry = 0.0
         last_ack_flush = time.monotonic()
         pending_ids: list[int] = []
         while not self._stop_event.is_set():
@@ -82,9 +86,11 @@ class Forwarder(threading.Thread):
                 self._new_connection()
             now = time.monotonic()
             if pending_ids and (now - last_ack_flush >= ACK_FLUSH_S or len(pending_ids) >= 1000):
-                self.outbox.ack(pending_ids)
-                pending_ids = []
+                pending_ids = self._record_acks(pending_ids)
                 last_ack_flush = now
+            if now - last_retry > RETRY_HELD_EVERY_S:
+                self.outbox.retry_held()
+                last_retry = now
             if now - last_expire > EXPIRE_EVERY_S:
                 self.outbox.expire()
                 self.outbox.refresh_age_gauge()
@@ -95,8 +101,17 @@ class Forwarder(threading.Thread):
                     self._wait_for_acks(0.01)
                 else:
                     self.outbox.wait_for_data(0.01 if self._inflight else 0.1)
-        if pending_ids:
-            self.outbox.ack(pending_ids + self._drain_acks())
+        self._record_acks(pending_ids + self._drain_acks())
+
+    def _record_acks(self, ids: list[int]) -> list[int]:
+        """Archive acknowledged rows; on a disk that refuses the write keep them for the next try (they are
+        not resent meanwhile: the cursor is past them)."""
+        try:
+            self.outbox.ack(ids)
+        except OutboxError as exc:
+            self._ack_log.warning("%s; trying again", exc)
+            return ids
+        return []
 
     @property
     def _refill_at(self) -> int:
@@ -153,7 +168,7 @@ class Forwarder(threading.Thread):
             self._cursor = message.id
             if self._is_poison(message, limit):
                 continue
-            replayed = message.created < self._connected_at
+            replayed = message.replay or message.created < self._connected_at
             payload = stamp.apply(message.payload, replayed)
             info = self.link.publish(message.topic, payload)
             if info is None:  # the connection dropped under us: refetch after the reconnect
@@ -175,3 +190,19 @@ class Forwarder(threading.Thread):
             self.outbox.set_aside(message, "broker_drops_connection")
             return True
         return False
+
+
+def delivery_checks(outbox: Outbox, link: MqttLink | None, stalled_after_s: float) -> dict[str, tuple[bool, str]]:
+    """/healthz entries for the outbox (can it write?) and the broker link (has anything been delivered lately?)."""
+    checks = {"outbox": outbox.health()}
+    if link is None:
+        return checks
+    idle = time.monotonic() - link.last_delivery
+    stalled = idle > stalled_after_s and (outbox.backlog > 0 or not link.connected.is_set())
+    if not stalled:
+        checks["mqtt"] = (True, "ok")
+        return checks
+    problem = link.problem() or f"backlog older than {stalled_after_s:g} s"
+    detail = f": {link.last_error}" if link.last_error and not link.connected.is_set() else ""
+    checks["mqtt"] = (False, f"{problem}{detail} (nothing delivered for {idle:.0f} s)")
+    return checks

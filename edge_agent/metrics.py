@@ -111,5 +111,23 @@ class AgentMetrics:
         self.outbox_commit_seconds = Histogram(
             "edge_outbox_commit_seconds", "SQLite commit time per batch", buckets=LATENCY_BUCKETS, registry=r
         )
+        self.outbox_in_memory = Gauge(
+            "edge_outbox_in_memory", "Messages held in memory because the outbox cannot write (disk full)", registry=r
+        )
+        self.archive_rows = Gauge("edge_outbox_archive_rows", "Delivered messages kept for cmd/resend", registry=r)
+        self.archive_bytes = Gauge("edge_outbox_archive_bytes", "Payload bytes of the delivered archive", registry=r)
+        self.archive_oldest_seq = Gauge(
+            "edge_outbox_archive_oldest_seq", "Oldest seq the delivered archive still holds (0: empty)", registry=r
+        )
+        self.resend_requests = Counter("edge_resend_requests_total", "cmd/resend commands handled", registry=r)
+        self.resend_replayed = Counter(
+            "edge_resend_replayed_total", "Archived messages queued again for cmd/resend", registry=r
+        )
+        self.resend_not_held = Counter(
+            "edge_resend_not_held_total", "Requested seqs the device no longer holds (reported as lost)", registry=r
+        )
+        self.mqtt_link_errors = Counter(
+            "edge_mqtt_link_errors_total", "Unexpected errors in the broker link thread (it restarts)", registry=r
+        )
         self.mqtt_connected = Gauge("edge_mqtt_connected", "1 while connected to the broker", registry=r)
         self.mqtt_reconnects = Counter("edge_mqtt_connects_total", "Successful broker connections", registry=r)

@@ -2,13 +2,19 @@
 
 A fresh paho client is made for every connection attempt (connect_async + loop_start), so that
 nothing paho keeps in memory outlives a connection: after a reconnect, everything unacknowledged
-is sent again from the durable outbox, and nothing is sent twice by paho and by us.
+is sent again from the durable outbox, and nothing is sent twice by paho and by us. The last will
+is built again for every connection, so each unclean disconnect carries its own message_id.
+
+The link thread is supervised: an unexpected exception is logged once (one line, no traceback),
+counted, and the link starts again with backoff. `problem()` names why nothing is delivered
+(`auth refused`, `tls`, `unreachable`) for /healthz.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+import socket
 import ssl
 import threading
 import time
@@ -21,13 +27,16 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge_agent.backoff import Backoff
 from edge_agent.config import MqttConfig
+from edge_agent.errors import BrokerLinkError
 from edge_agent.metrics import AgentMetrics
+from edge_agent.tlsfiles import build_context
 
 logger = logging.getLogger(__name__)
 
 AckHandler = Callable[[int, ReasonCode | None], None]
 MessageHandler = Callable[[str, bytes], None]
 ConnectHandler = Callable[["MqttLink"], None]
+Will = tuple[str, bytes] | Callable[[], tuple[str, bytes]]
 
 
 CONNECT_TIMEOUT_S = 15.0
@@ -41,6 +50,9 @@ class LinkState(enum.Enum):
     STOPPED = "stopped"
 
 
+AUTH_REFUSED = "auth refused"
+TLS = "tls"
+UNREACHABLE = "unreachable"
 _REFUSALS = {
     "Not authorized": "the broker refused the credentials: check mqtt.username / mqtt.password (or *_FILE)",
     "Bad user name or password": "the broker refused the user name or password: check mqtt.username / password",
@@ -55,7 +67,7 @@ class MqttLink:
         config: MqttConfig,
         client_id: str,
         metrics: AgentMetrics,
-        will: tuple[str, bytes],
+        will: Will,
         password: str | None = None,
     ) -> None:
         self.config = config
@@ -66,7 +78,11 @@ class MqttLink:
         self.backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
         self.state = LinkState.DISCONNECTED
         self.last_error = ""
+        self.category = ""  # AUTH_REFUSED, TLS or UNREACHABLE while the broker cannot be used
+        self.last_delivery = time.monotonic()  # the last PUBACK (or the start): /healthz measures stalls from it
         self._last_logged = ""
+        self._crash_logged = ""
+        self._refused = False
         self.generation = 0
         self.max_packet_size: int | None = None
         self.receive_maximum: int | None = None  # MQTT 5 brokers announce how many QoS 1 messages they take at once
@@ -82,8 +98,31 @@ class MqttLink:
     # ------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._supervise, name="mqtt-link", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="mqtt-link", daemon=True)
         self._thread.start()
+
+    def _run(self) -> None:
+        """The link thread never dies of an exception: log it once, count it, back off, start again."""
+        while not self._stop.is_set():
+            try:
+                self._supervise()
+                return
+            except BrokerLinkError as exc:
+                self._crashed(TLS, str(exc))
+            except Exception as exc:  # noqa: BLE001 - the supervisor: any failure restarts the link
+                self._crashed(UNREACHABLE, f"{type(exc).__name__}: {exc}")
+            self._discard_client()
+            self.state = LinkState.BACKOFF
+            self._stop.wait(self.backoff.delay())
+        self.state = LinkState.STOPPED
+
+    def _crashed(self, category: str, text: str) -> None:
+        self.category, self.last_error = category, text
+        self.metrics.mqtt_link_errors.inc()
+        self.connected.clear()
+        if text != self._crash_logged:
+            self._crash_logged = text
+            logger.error("broker link %s:%d failed: %s; restarting it", self.config.host, self.config.port, text)
 
     def _supervise(self) -> None:
         """Connect, wait for the link to drop, back off with jitter, reconnect: until stopped."""
@@ -100,6 +139,7 @@ class MqttLink:
                 break
             delay = self.backoff.delay()
             self.state = LinkState.BACKOFF
+            self._diagnose()
             reason = self.last_error or "connection lost"
             log = logger.info if reason != self._last_logged else logger.debug  # once per kind of failure
             self._last_logged = reason
@@ -113,7 +153,32 @@ class MqttLink:
             self._stop.wait(delay)
         self.state = LinkState.STOPPED
 
+    def _diagnose(self) -> None:
+        """Name why the last attempt failed; a TLS handshake failure looks like any other to paho, so probe it."""
+        if self._refused:
+            return
+        self.category = UNREACHABLE
+        if self.config.tls is None:
+            return
+        context = build_context(self.config.tls)
+        try:
+            with (
+                socket.create_connection((self.config.host, self.config.port), timeout=5) as raw,
+                context.wrap_socket(raw, server_hostname=self.config.host),
+            ):
+                pass
+        except ssl.SSLError as exc:
+            self.category = TLS
+            self.last_error = f"TLS handshake failed: {exc.reason or exc}; check mqtt.tls.ca_file and the broker name"
+        except OSError:
+            return
+
+    def problem(self) -> str:
+        """Why nothing can be delivered now ('' while connected)."""
+        return "" if self.connected.is_set() else (self.category or UNREACHABLE)
+
     def _connect_once(self) -> None:
+        self._refused = False
         client = self._make_client()
         self.state = LinkState.CONNECTING
         with self._lock:
@@ -147,14 +212,10 @@ class MqttLink:
         if c.username:
             client.username_pw_set(c.username, self._password)
         if c.tls is not None:
-            client.tls_set(
-                ca_certs=str(c.tls.ca_file) if c.tls.ca_file else None,
-                certfile=str(c.tls.cert_file) if c.tls.cert_file else None,
-                keyfile=str(c.tls.key_file) if c.tls.key_file else None,
-                cert_reqs=ssl.CERT_REQUIRED,
-            )
+            client.tls_set_context(build_context(c.tls))
             client.tls_insecure_set(c.tls.insecure)
-        client.will_set(self.will[0], self.will[1], qos=1, retain=True)
+        will_topic, will_payload = self.will() if callable(self.will) else self.will
+        client.will_set(will_topic, will_payload, qos=1, retain=True)
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
@@ -194,6 +255,8 @@ class MqttLink:
         if reason.is_failure:
             text = str(reason)
             self.last_error = _REFUSALS.get(text, f"the broker refused the connection: {text}")
+            self.category = AUTH_REFUSED if text in _REFUSALS else UNREACHABLE
+            self._refused = True
             logger.error("%s (broker %s:%d)", self.last_error, self.config.host, self.config.port)
             self.state = LinkState.DISCONNECTED
             return
@@ -201,7 +264,8 @@ class MqttLink:
         self.receive_maximum = getattr(props, "ReceiveMaximum", None) if props is not None else None
         self.generation += 1
         self.backoff.reset()
-        self.last_error = self._last_logged = ""
+        self.last_error = self._last_logged = self._crash_logged = self.category = ""
+        self.last_delivery = time.monotonic()
         self.state = LinkState.CONNECTED
         self.metrics.mqtt_connected.set(1)
         self.metrics.mqtt_reconnects.inc()
@@ -229,8 +293,10 @@ class MqttLink:
         self.state = LinkState.DISCONNECTED
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason: ReasonCode, props: Any) -> None:
-        if self.on_ack is not None and client is self.client:
-            self.on_ack(mid, reason)
+        if client is self.client:
+            self.last_delivery = time.monotonic()
+            if self.on_ack is not None:
+                self.on_ack(mid, reason)
 
     def _on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         for pattern, handler in self.subscriptions.items():

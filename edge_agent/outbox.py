@@ -1,38 +1,52 @@
-"""The durable outbox: every result and event is committed to SQLite before it is sent, deleted after PUBACK.
+"""The durable outbox: every result and event is committed to SQLite before it is sent, archived after PUBACK.
 
 - WAL journal, one transaction per batch (`put_many`), so one commit serves many messages and an SD
-  card sees few writes. `synchronous=normal` survives a killed process; `full` also a power cut.
+  card sees few writes. `synchronous=full` (the default) survives a power cut; `normal` only a killed process.
 - Bounded by rows, bytes and age; the oldest rows go first, counted in metrics and logged once per episode.
+- When the file cannot be written (disk full, read-only, I/O error) new rows wait in a bounded memory
+  buffer (`spillover.py`) and are written when the disk takes them again; only overflow is dropped, counted.
+- Acknowledged messages move to the delivered archive (`archive.py`) so `resend()` can replay what the
+  cloud reports missing, and name the seqs it no longer holds.
 - Messages the broker rejects are moved to `set_aside` (kept for inspection, bounded), never retried forever.
-- `next_seq()` hands out the device's message sequence: reserved in blocks in the same file, so it
-  only grows across restarts and power cuts (a restart skips the rest of a block).
+- `next_seq()` hands out the device's message sequence. The highest seq stored is kept in the same
+  transaction as the rows, so after a restart or power cut the sequence goes on without a hole (a seq
+  handed out but never stored is reused: nothing ever carried it).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from edge_agent.archive import DeliveredArchive
 from edge_agent.config import OutboxConfig
 from edge_agent.errors import OutboxError
 from edge_agent.metrics import AgentMetrics
+from edge_agent.seqranges import SeqRange, clip, missing
+from edge_agent.spillover import RateLimitedLog, Row, SpillBuffer
 
 logger = logging.getLogger(__name__)
 
-SEQ_BLOCK = 10_000
 SET_ASIDE_KEEP = 1_000
+SPILL_RETRY_S = 1.0  # while the disk refuses writes, try it again at most this often
+RESEND_BUDGET = 100_000  # seqs one cmd/resend may ask for; the cloud asks again for the rest
+_SEQ_FIELD = re.compile(rb'"seq":(\d{1,19})[,}]')
+Connect = Callable[[str], sqlite3.Connection]
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS messages (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
     payload BLOB NOT NULL,
     created REAL NOT NULL,
-    size INTEGER NOT NULL
+    size INTEGER NOT NULL,
+    seq INTEGER,
+    replay INTEGER NOT NULL DEFAULT 0
 );
 CREATE TABLE IF NOT EXISTS set_aside (
     id INTEGER PRIMARY KEY,
@@ -52,21 +66,53 @@ class StoredMessage:
     topic: str
     payload: bytes
     created: float
+    replay: bool = False
+
+
+@dataclass(frozen=True)
+class ResendOutcome:
+    """What one cmd/resend did: messages queued again, and the asked-for ranges the device no longer holds."""
+
+    queued: int
+    not_held: list[SeqRange] = field(default_factory=list)
+
+
+def seq_of(payload: bytes) -> int | None:
+    """The envelope's seq of a stored JSON payload (None for binary snapshots)."""
+    if not payload.startswith(b"{"):
+        return None
+    match = _SEQ_FIELD.search(payload, 0, 400)
+    return int(match.group(1)) if match else None
+
+
+def _default_connect(path: str) -> sqlite3.Connection:
+    return sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
 
 
 class Outbox:
     """SQLite store-and-forward queue shared by the pipelines (writers) and the forwarder (reader)."""
 
-    def __init__(self, config: OutboxConfig, metrics: AgentMetrics, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        config: OutboxConfig,
+        metrics: AgentMetrics,
+        clock: Callable[[], float] = time.time,
+        connect: Connect = _default_connect,
+    ) -> None:
         self.config = config
         self.metrics = metrics
         self.clock = clock
         self._lock = threading.Lock()
         self._new_data = threading.Condition(threading.Lock())
-        self._db = self._open(config.path)
+        self._db = self._open(config.path, connect)
         self._rows, self._bytes = self._db.execute("SELECT count(*), coalesce(sum(size), 0) FROM messages").fetchone()
-        self._seq, self._seq_reserved = self._reserve_initial_seq()
+        self.archive = DeliveredArchive(self._db, config.archive_max_age_s, config.archive_max_bytes, metrics)
+        self._seq = self._seq_stored = self._initial_seq()
         self._dropping: set[str] = set()
+        self._spill = SpillBuffer(config.memory_buffer_bytes)
+        self._spill_reason = ""
+        self._spill_retry_at = 0.0
+        self._disk_log = RateLimitedLog(logger)
         self.last_id_at_start = self._max_id()
         self._update_gauges()
         if self._rows:
@@ -74,34 +120,40 @@ class Outbox:
                 "outbox %s holds %d unsent message(s) from before; they will be replayed", config.path, self._rows
             )
 
-    def _open(self, path: Path) -> sqlite3.Connection:
+    def _open(self, path: Path, connect: Connect) -> sqlite3.Connection:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None, timeout=30)
+            db = connect(str(path))
             db.execute("PRAGMA journal_mode=WAL")
             db.execute(f"PRAGMA synchronous={self.config.synchronous.upper()}")
             db.execute("PRAGMA wal_autocheckpoint=4000")  # fewer checkpoints: kinder to SD cards
+            verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+            if verdict != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {verdict}")
             db.executescript(_SCHEMA)
+            _add_missing_columns(db)
         except (sqlite3.Error, OSError) as exc:
-            raise OutboxError(f"cannot open the outbox {path}: {exc}; check the volume is writable") from exc
+            raise OutboxError(
+                f"cannot open the outbox {path} (outbox.path): {exc}; check the volume is writable, "
+                "or move a corrupt file aside"
+            ) from exc
         return db
 
     # ------------------------------------------------------------ sequence numbers
 
-    def _reserve_initial_seq(self) -> tuple[int, int]:
-        row = self._db.execute("SELECT value FROM meta WHERE key='seq_reserved'").fetchone()
-        start = int(row[0]) if row else 0
-        reserved = start + SEQ_BLOCK
-        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('seq_reserved', ?)", (reserved,))
-        return start, reserved
+    def _initial_seq(self) -> int:
+        """Go on after the highest seq stored (files from before kept a reserved block: start past it)."""
+        rows = dict(self._db.execute("SELECT key, value FROM meta WHERE key IN ('seq_last', 'seq_reserved')"))
+        return int(rows.get("seq_last", rows.get("seq_reserved", 0)))
 
     def next_seq(self) -> int:
         with self._lock:
             self._seq += 1
-            if self._seq >= self._seq_reserved:
-                self._seq_reserved += SEQ_BLOCK
-                self._db.execute("UPDATE meta SET value=? WHERE key='seq_reserved'", (self._seq_reserved,))
             return self._seq
+
+    def current_seq(self) -> int:
+        """The last seq handed out, for messages that do not pass through the outbox (status, model, last will)."""
+        return self._seq
 
     # ------------------------------------------------------------ writing
 
@@ -109,34 +161,108 @@ class Outbox:
         self.put_many([(topic, payload)])
 
     def put_many(self, items: Iterable[tuple[str, bytes]]) -> None:
-        """Commit messages in one transaction; returns once they are durable."""
+        """Commit messages in one transaction; returns once they are durable, or held in memory if the disk
+        refuses them (the overflow of that buffer is dropped and counted, never raised)."""
         now = self.clock()
-        rows = [(topic, payload, now, len(payload)) for topic, payload in items]
+        rows: list[Row] = [(topic, payload, now, len(payload), seq_of(payload)) for topic, payload in items]
         if not rows:
             return
         started = time.perf_counter()
         with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany("INSERT INTO messages(topic, payload, created, size) VALUES (?,?,?,?)", rows)
-                self._rows += len(rows)
-                self._bytes += sum(r[3] for r in rows)
-                self._enforce_size_bounds()
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                self._rollback()
-                raise OutboxError(f"outbox {self.config.path}: cannot store {len(rows)} message(s): {exc}") from exc
+            if self._spill and time.monotonic() < self._spill_retry_at:
+                self._hold_in_memory(rows, self._spill_reason)
+                return
+            if not self._store(self._spill.take_all() + rows):
+                return
         self.metrics.outbox_commit_seconds.observe(time.perf_counter() - started)
+        self._written()
+
+    def _store(self, rows: list[Row]) -> bool:
+        """Called with the lock held: write rows, or keep them in memory when the disk refuses (False)."""
+        try:
+            self._write(rows)
+        except sqlite3.Error as exc:
+            self._rollback()
+            self._hold_in_memory(rows, str(exc))
+            return False
+        self._spill_recovered()
+        return True
+
+    def _write(self, rows: list[Row]) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.executemany("INSERT INTO messages(topic, payload, created, size, seq) VALUES (?,?,?,?,?)", rows)
+        top = max((r[4] for r in rows if r[4] is not None), default=0)
+        if top > self._seq_stored:
+            self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('seq_last', ?)", (top,))
+        self._rows += len(rows)
+        self._bytes += sum(r[3] for r in rows)
+        self._enforce_size_bounds()
+        self._db.execute("COMMIT")
+        self._seq_stored = max(self._seq_stored, top)
+
+    def _written(self) -> None:
         self._update_gauges()
         with self._new_data:
             self._new_data.notify_all()
+
+    def _hold_in_memory(self, rows: list[Row], reason: str) -> None:
+        """Called with the lock held: keep rows in the bounded buffer; count what overflows."""
+        self._spill_reason = reason
+        self._spill_retry_at = time.monotonic() + SPILL_RETRY_S
+        dropped = self._spill.add(rows)
+        if dropped:
+            self.metrics.outbox_dropped.labels("disk_full").inc(dropped)
+        self.metrics.outbox_in_memory.set(len(self._spill))
+        self._disk_log.warning(
+            "outbox %s cannot write (%s): %d message(s) held in memory (%d bytes of %d), %d dropped so far; "
+            "free space on the volume or check it is writable",
+            self.config.path,
+            reason,
+            len(self._spill),
+            self._spill.bytes,
+            self._spill.max_bytes,
+            self.dropped_total(),
+        )
+
+    def _spill_recovered(self) -> None:
+        if self._spill_reason:
+            logger.info("outbox %s writes again; the messages held in memory are stored", self.config.path)
+            self._spill_reason = ""
+            self._disk_log.reset()
+            self.metrics.outbox_in_memory.set(0)
+
+    def retry_held(self) -> None:
+        """Write the memory buffer to disk if the disk takes it now (the forwarder calls this periodically)."""
+        with self._lock:
+            if not self._spill or time.monotonic() < self._spill_retry_at:
+                return
+            if not self._store(self._spill.take_all()):
+                return
+        self._written()
+
+    def dropped_total(self) -> int:
+        """Every message dropped since start, whatever the reason: the `dropped` figure sent to the cloud."""
+        total = 0.0
+        for metric in self.metrics.outbox_dropped.collect():
+            total += sum(s.value for s in metric.samples if s.name.endswith("_total"))
+        return int(total)
+
+    def health(self) -> tuple[bool, str]:
+        if self._spill_reason:
+            return False, f"outbox cannot write ({self._spill_reason}): {len(self._spill)} held in memory"
+        return True, "ok"
 
     def _rollback(self) -> None:
         try:
             self._db.execute("ROLLBACK")
         except sqlite3.Error:
             logger.debug("rollback after a failed outbox write failed too")
-        self._rows, self._bytes = self._db.execute("SELECT count(*), coalesce(sum(size),0) FROM messages").fetchone()
+        try:
+            self._rows, self._bytes = self._db.execute(
+                "SELECT count(*), coalesce(sum(size),0) FROM messages"
+            ).fetchone()
+        except sqlite3.Error:
+            logger.debug("cannot recount the outbox after a failed write")
 
     def _enforce_size_bounds(self) -> None:
         """Drop the oldest rows past max_rows or max_bytes (called inside the write transaction)."""
@@ -179,19 +305,23 @@ class Outbox:
             logger.info("outbox back under its %s bound", reason)
 
     def expire(self) -> None:
-        """Drop rows older than max_age_s; the forwarder calls this periodically."""
-        cutoff = self.clock() - self.config.max_age_s
+        """Drop rows older than max_age_s and archived rows older than archive_max_age_s (called periodically)."""
+        now = self.clock()
+        cutoff = now - self.config.max_age_s
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._drop_oldest(f"created < {cutoff!r}", "max_age")
+                if self.archive.enabled:
+                    self.archive.expire(now)
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 self._rollback()
-                logger.warning("outbox expiry failed: %s", exc)
+                self._disk_log.warning("outbox expiry failed: %s", exc)
                 return
             if self._rows == 0 or self._oldest_created() >= cutoff:
                 self._end_episode("max_age")
+            self.archive.update_gauges()
         self._update_gauges()
 
     # ------------------------------------------------------------ reading and acknowledging
@@ -199,24 +329,78 @@ class Outbox:
     def fetch(self, after_id: int, limit: int) -> list[StoredMessage]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT id, topic, payload, created FROM messages WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit)
+                "SELECT id, topic, payload, created, replay FROM messages WHERE id > ? ORDER BY id LIMIT ?",
+                (after_id, limit),
             ).fetchall()
-        return [StoredMessage(int(r[0]), str(r[1]), bytes(r[2]), float(r[3])) for r in rows]
+        return [StoredMessage(int(r[0]), str(r[1]), bytes(r[2]), float(r[3]), bool(r[4])) for r in rows]
 
     def ack(self, ids: list[int]) -> None:
-        """Delete acknowledged rows (one transaction for many PUBACKs)."""
+        """Move acknowledged rows to the delivered archive (one transaction for many PUBACKs).
+
+        Raises OutboxError when the file cannot be written; the caller keeps the ids and tries again."""
         if not ids:
             return
         with self._lock:
             placeholders = ",".join("?" * len(ids))
-            count, size = self._db.execute(
-                f"SELECT count(*), coalesce(sum(size),0) FROM messages WHERE id IN ({placeholders})", ids
-            ).fetchone()
-            self._db.execute(f"DELETE FROM messages WHERE id IN ({placeholders})", ids)
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                count, size, kept, kept_size = self._db.execute(
+                    "SELECT count(*), coalesce(sum(size),0), coalesce(sum(seq IS NOT NULL AND replay = 0),0), "
+                    "coalesce(sum(CASE WHEN seq IS NOT NULL AND replay = 0 THEN size END),0) "
+                    f"FROM messages WHERE id IN ({placeholders})",
+                    ids,
+                ).fetchone()
+                self.archive.keep(placeholders, ids, self.clock(), int(kept), int(kept_size))
+                self._db.execute(f"DELETE FROM messages WHERE id IN ({placeholders})", ids)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                self.archive.rows, self.archive.bytes = self._db.execute(
+                    "SELECT count(*), coalesce(sum(size), 0) FROM delivered"
+                ).fetchone()
+                raise OutboxError(f"outbox {self.config.path}: cannot record {len(ids)} PUBACK(s): {exc}") from exc
             self._rows -= count
             self._bytes -= size
         self.metrics.outbox_sent.inc(count)
         self._update_gauges()
+
+    def resend(self, ranges: list[SeqRange]) -> ResendOutcome:
+        """Queue the archived messages of `ranges` again (sent with ``replayed: true``); name the seqs held nowhere.
+
+        Seqs still waiting in the outbox or in memory are held (they are on their way) and not queued twice."""
+        with self._lock:
+            spans = clip(ranges, max(self._seq, self._seq_stored), RESEND_BUDGET)
+            in_memory = self._spill.seqs()
+            queued: list[Row] = []
+            not_held: list[SeqRange] = []
+            for span in spans:
+                waiting = {int(r[0]) for r in self._db.execute(
+                    "SELECT seq FROM messages WHERE seq BETWEEN ? AND ?", span)}  # fmt: skip
+                archived = [a for a in self.archive.fetch(span) if a.seq not in waiting]
+                queued += [(a.topic, a.payload, a.created, a.size, a.seq) for a in archived]
+                not_held += missing(span, waiting | in_memory | {a.seq for a in archived})
+            self._queue_replays(queued)
+        self.metrics.resend_requests.inc()
+        self.metrics.resend_replayed.inc(len(queued))
+        self.metrics.resend_not_held.inc(sum(last - first + 1 for first, last in not_held))
+        if queued:
+            self._written()
+        return ResendOutcome(len(queued), not_held)
+
+    def _queue_replays(self, rows: list[Row]) -> None:
+        if not rows:
+            return
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                "INSERT INTO messages(topic, payload, created, size, seq, replay) VALUES (?,?,?,?,?,1)", rows
+            )
+            self._rows += len(rows)
+            self._bytes += sum(r[3] for r in rows)
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._rollback()
+            raise OutboxError(f"outbox {self.config.path}: cannot queue {len(rows)} replay(s): {exc}") from exc
 
     def set_aside(self, message: StoredMessage, reason: str) -> None:
         """Move a message the broker will not take out of the queue, keeping the newest few for inspection."""
@@ -250,7 +434,7 @@ class Outbox:
 
     @property
     def backlog(self) -> int:
-        return int(self._rows)
+        return int(self._rows) + len(self._spill)
 
     def oldest_age(self) -> float:
         with self._lock:
@@ -267,9 +451,13 @@ class Outbox:
 
     def _update_gauges(self) -> None:
         self.metrics.outbox_backlog.set(self._rows)
+        self.metrics.archive_rows.set(self.archive.rows)
+        self.metrics.archive_bytes.set(self.archive.bytes)
 
     def refresh_age_gauge(self) -> None:
         self.metrics.outbox_oldest_age.set(self.oldest_age())
+        with self._lock:
+            self.archive.update_gauges()
 
     def set_aside_count(self) -> int:
         with self._lock:
@@ -278,3 +466,12 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Outbox files written before the delivered archive lack the seq and replay columns."""
+    columns = {row[1] for row in db.execute("PRAGMA table_info(messages)")}
+    if "seq" not in columns:
+        db.execute("ALTER TABLE messages ADD COLUMN seq INTEGER")
+    if "replay" not in columns:
+        db.execute("ALTER TABLE messages ADD COLUMN replay INTEGER NOT NULL DEFAULT 0")

@@ -28,14 +28,30 @@ STAGES = ("preprocess", "inference", "decode", "logic")
 class MessageFactory:
     """Wraps task outputs in envelopes: device identity, a fresh message_id and the next seq."""
 
-    def __init__(self, site: str, device_id: str, next_seq: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        site: str,
+        device_id: str,
+        next_seq: Callable[[], int],
+        current_seq: Callable[[], int] | None = None,
+    ) -> None:
         self.site = site
         self.device_id = device_id
         self.next_seq = next_seq
+        self.current_seq = current_seq
 
     def envelope(self, captured_at: float) -> dict[str, Any]:
+        return self._envelope(self.next_seq(), captured_at)
+
+    def untracked_envelope(self, captured_at: float) -> dict[str, Any]:
+        """For messages published straight to the broker (status, model, last will), not through the outbox:
+        they repeat the last seq instead of taking one, so the cloud sees no gap where they went."""
+        seq = self.current_seq() if self.current_seq is not None else self.next_seq()
+        return self._envelope(seq, captured_at)
+
+    def _envelope(self, seq: int, captured_at: float) -> dict[str, Any]:
         return {
-            "seq": self.next_seq(),
+            "seq": seq,
             "site": self.site,
             "device_id": self.device_id,
             "captured_at": datetime.fromtimestamp(captured_at, timezone.utc),

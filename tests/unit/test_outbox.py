@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ from prometheus_client import CollectorRegistry
 
 from edge_agent.config import OutboxConfig
 from edge_agent.metrics import AgentMetrics
-from edge_agent.outbox import SEQ_BLOCK, Outbox
+from edge_agent.outbox import Outbox
 
 
 class Clock:
@@ -99,23 +101,136 @@ def test_set_aside_removes_from_queue_and_counts(tmp_path: Path) -> None:
     assert sample(metrics, "edge_outbox_set_aside_total", reason="too_large") == 1
 
 
-def test_sequence_only_grows_across_restarts(tmp_path: Path) -> None:
+def msg(seq: int, body: str = "x") -> tuple[str, bytes]:
+    return "edge/v1/lab/dev1/classify/result", f'{{"schema_version":1,"seq":{seq},"b":"{body}"}}'.encode()
+
+
+def test_sequence_goes_on_without_a_hole_across_restarts(tmp_path: Path) -> None:
     box, _ = make(tmp_path)
     first = [box.next_seq() for _ in range(3)]
+    box.put_many([msg(s) for s in first])
+    box.next_seq()  # handed out, never stored: nothing carried it, so it may be handed out again
     box.close()
     again, _ = make(tmp_path)
-    later = again.next_seq()
-    assert first == sorted(first) and len(set(first)) == 3
-    assert later > first[-1]
-    assert later <= SEQ_BLOCK + 1
+    assert first == [1, 2, 3]
+    assert again.next_seq() == 4
+    assert again.current_seq() == 4
 
 
-def test_sequence_crosses_reserved_blocks(tmp_path: Path) -> None:
+def test_a_file_with_a_reserved_block_starts_past_it(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = sqlite3.connect(tmp_path / "outbox.db")
+    db.executescript(
+        "CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT, topic TEXT NOT NULL, payload BLOB NOT NULL,"
+        " created REAL NOT NULL, size INTEGER NOT NULL);"
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);"
+        "INSERT INTO meta VALUES ('seq_reserved', 20000);"
+        "INSERT INTO messages(topic, payload, created, size) VALUES ('t', X'7b7d', 1, 2);"
+    )
+    db.commit()
+    db.close()
     box, _ = make(tmp_path)
-    values = [box.next_seq() for _ in range(SEQ_BLOCK + 5)]
-    box.close()
-    again, _ = make(tmp_path)
-    assert again.next_seq() > values[-1]
+    assert box.next_seq() == 20001
+    assert [r.payload for r in box.fetch(0, 10)] == [b"{}"], "rows from before the new columns are kept"
+
+
+def test_acknowledged_messages_go_to_the_archive_and_can_be_resent(tmp_path: Path) -> None:
+    box, metrics = make(tmp_path)
+    box.put_many([msg(s) for s in range(1, 101)])
+    box.ack([r.id for r in box.fetch(0, 1000)])
+    assert box.backlog == 0
+    assert sample(metrics, "edge_outbox_archive_rows") == 100
+    outcome = box.resend([(10, 19), (95, 120)])
+    assert outcome.queued == 16
+    assert outcome.not_held == [], "seqs above the last one handed out are not reported lost"
+    rows = box.fetch(0, 1000)
+    assert all(r.replay for r in rows)
+    assert [r.payload for r in rows] == [msg(s)[1] for s in [*range(10, 20), *range(95, 101)]]
+    again = box.resend([(10, 12)])
+    assert again.queued == 0 and again.not_held == [], "a seq still waiting to go out is held, not queued twice"
+    box.ack([r.id for r in rows])
+    assert sample(metrics, "edge_outbox_archive_rows") == 100, "a replay is not archived a second time"
+
+
+def test_resend_names_the_seqs_the_device_no_longer_holds(tmp_path: Path) -> None:
+    clock = Clock()
+    box, metrics = make(tmp_path, clock=clock, archive_max_age_s=3600)
+    for _ in range(30):
+        box.next_seq()
+    box.put_many([msg(s) for s in range(1, 21)])
+    box.ack([r.id for r in box.fetch(0, 1000)])
+    clock.now += 7200
+    box.put_many([msg(s) for s in range(21, 26)])
+    box.ack([r.id for r in box.fetch(0, 1000)])
+    box.expire()
+    assert sample(metrics, "edge_outbox_archive_rows") == 5
+    assert sample(metrics, "edge_outbox_archive_oldest_seq") == 21
+    outcome = box.resend([(5, 30)])
+    assert outcome.queued == 5
+    assert outcome.not_held == [(5, 20), (26, 30)]
+    assert sample(metrics, "edge_resend_not_held_total") == 21
+
+
+def test_archive_keeps_within_its_byte_bound(tmp_path: Path) -> None:
+    box, metrics = make(tmp_path, archive_max_bytes=20_000)
+    for start in range(1, 1001, 100):
+        box.put_many([msg(s, "y" * 100) for s in range(start, start + 100)])
+        box.ack([r.id for r in box.fetch(0, 1000)])
+    assert sample(metrics, "edge_outbox_archive_bytes") <= 20_000
+    oldest = box.archive.oldest_seq()
+    assert 800 < oldest < 1000, "the oldest go first"
+    assert box.resend([(oldest, 1000)]).not_held == []
+
+
+def full_after(pages: list[int]) -> Callable[[str], sqlite3.Connection]:
+    """A connection whose file may not grow past pages[0] pages: SQLite's own "database or disk is full"."""
+
+    def connect(path: str) -> sqlite3.Connection:
+        db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        db.execute(f"PRAGMA max_page_count={pages[0]}")
+        connections.append(db)
+        return db
+
+    connections: list[sqlite3.Connection] = []
+    connect.connections = connections  # type: ignore[attr-defined]
+    return connect
+
+
+def test_full_disk_holds_results_in_memory_and_writes_them_later(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    connect = full_after([30])
+    metrics = AgentMetrics(CollectorRegistry())
+    box = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics, connect=connect)
+    seq = 0
+    with caplog.at_level("WARNING"):
+        for _ in range(40):
+            box.put_many([msg(seq := seq + 1, "z" * 200) for _ in range(20)])
+    assert not box.health()[0] and "held in memory" in box.health()[1]
+    assert sample(metrics, "edge_outbox_dropped_total", reason="disk_full") == 0
+    assert box.backlog == 800
+    assert sum("cannot write" in r.getMessage() for r in caplog.records) == 1, "one line per minute at most"
+    connect.connections[0].execute("PRAGMA max_page_count=100000")  # type: ignore[attr-defined]
+    box._spill_retry_at = 0.0  # the retry interval has passed
+    box.retry_held()
+    assert box.health() == (True, "ok")
+    assert len(box.fetch(0, 10_000)) == 800
+
+
+def test_full_disk_drops_only_what_overflows_the_memory_buffer(tmp_path: Path) -> None:
+    metrics = AgentMetrics(CollectorRegistry())
+    config = OutboxConfig(path=tmp_path / "outbox.db", memory_buffer_bytes=10_000)
+    box = Outbox(config, metrics, connect=full_after([20]))
+    payloads = [msg(s, "w" * 160) for s in range(1, 2001)]
+    for i in range(0, 2000, 50):
+        box.put_many(payloads[i : i + 50])
+    stored = len(box.fetch(0, 100_000))
+    held = box.backlog - stored
+    dropped = sample(metrics, "edge_outbox_dropped_total", reason="disk_full")
+    assert dropped > 0
+    assert stored + held + dropped == 2000, "every message is stored, held or counted as dropped"
+    assert box.dropped_total() == dropped
 
 
 def test_unwritable_outbox_is_a_clear_error(tmp_path: Path) -> None:
