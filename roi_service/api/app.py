@@ -11,9 +11,11 @@ from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
+from starlette.middleware.sessions import SessionMiddleware
 
 from roi_service import __version__
 from roi_service.api import routes, views
+from roi_service.api.auth import COOKIE, DEFAULT_MAX_AGE_S, session_secret
 from roi_service.kpi import KpiTargets
 from roi_service.metrics import ServiceMetrics
 
@@ -31,6 +33,8 @@ def create_app(
     targets: KpiTargets | None = None,
     clock: Callable[[], datetime] = _utcnow,
     default_period: str = "7d",
+    session_max_age_s: int = DEFAULT_MAX_AGE_S,
+    login_link: str | None = None,
 ) -> FastAPI:
     """Build the app; every dependency is an argument so tests hand in their own database, clock and registry."""
     app = FastAPI(
@@ -46,6 +50,15 @@ def create_app(
     app.state.targets = targets or KpiTargets()
     app.state.clock = clock
     app.state.default_period = default_period
+    app.state.login_link = login_link  # demo only: a secret path that opens a session without typing the token
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=session_secret(token),
+        session_cookie=COOKIE,
+        max_age=session_max_age_s,
+        same_site="strict",
+        https_only=False,  # the service is often reached over plain HTTP on a site LAN; put TLS in front of it
+    )
     app.include_router(routes.router)
     app.include_router(views.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

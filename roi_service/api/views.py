@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from pathlib import Path
 from typing import Annotated, Any
@@ -13,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from roi_service.api import store
-from roi_service.api.auth import COOKIE, is_authorised, session_value
+from roi_service.api.auth import end_session, is_authorised, start_session, token_matches
 from roi_service.calc.readiness import CRITERIA
 from roi_service.kpi import latency_histogram
 from roi_service.kpi_data import Scope, ScopeKind, load_window
@@ -54,19 +53,26 @@ async def login(request: Request) -> Response:
     form = parse_qs((await request.body()).decode("utf-8", errors="replace"))
     presented = (form.get("token") or [""])[0]
     token: str | None = request.app.state.token
-    if token is None or not hmac.compare_digest(presented.encode(), token.encode()):
+    if token is None or not token_matches(presented, token):
         return _page(request, "login.html", {"error": "Wrong token."}, status_code=401)
-    response = RedirectResponse("/", status_code=303)
-    secure = request.url.scheme == "https"
-    response.set_cookie(COOKIE, session_value(token), httponly=True, samesite="strict", secure=secure)
-    return response
+    start_session(request)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.get("/login/link/{secret}", response_model=None)
+def login_link(request: Request, secret: str) -> Response:
+    """The demo prints this link so its dashboard opens with one click; off unless the demo sets one."""
+    link: str | None = request.app.state.login_link
+    if link is None or not token_matches(secret, link):
+        return _page(request, "login.html", {"error": "That login link is not valid here."}, status_code=401)
+    start_session(request)
+    return RedirectResponse("/", status_code=303)
 
 
 @router.post("/logout")
-def logout() -> Response:
-    response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(COOKIE)
-    return response
+def logout(request: Request) -> Response:
+    end_session(request)
+    return RedirectResponse("/login", status_code=303)
 
 
 @router.get("/docs", response_class=HTMLResponse)
