@@ -68,6 +68,37 @@ def _trigger(app: App, pipeline: Pipeline, cmd: m.CommandMessage) -> str:
     return trigger_id
 
 
+MAX_RANGES = 1_000
+
+
+def parse_ranges(args: dict[str, Any]) -> list[tuple[int, int]]:
+    """`args.ranges`: a list of [first, last] seq pairs (inclusive), at most MAX_RANGES."""
+    raw = args.get("ranges")
+    if not isinstance(raw, list) or not raw or len(raw) > MAX_RANGES:
+        raise ValueError(f"resend needs args.ranges: 1 to {MAX_RANGES} [first, last] seq pairs")
+    out = []
+    for item in raw:
+        ok = isinstance(item, list) and len(item) == 2 and all(type(v) is int and v >= 0 for v in item)
+        if not ok or item[0] > item[1]:
+            raise ValueError(f"resend range {item!r} is not [first, last] with 0 <= first <= last")
+        out.append((item[0], item[1]))
+    return out
+
+
+def _resend(app: App, cmd: m.CommandMessage) -> tuple[str, dict[str, Any]]:
+    """Replay archived messages (marked replayed) and name the seqs the device no longer holds."""
+    assert app.outbox is not None
+    outcome = app.outbox.resend(parse_ranges(cmd.args))
+    held = "; not held: " + ", ".join(f"{a}-{b}" for a, b in outcome.not_held) if outcome.not_held else ""
+    return f"{outcome.queued} message(s) queued again{held}", {
+        "queued": outcome.queued,
+        "not_held": [list(r) for r in outcome.not_held],
+    }
+
+
+DeviceHandler = Callable[["App", m.CommandMessage], tuple[str, dict[str, Any]]]
+DEVICE_HANDLERS: dict[str, DeviceHandler] = {"resend": _resend}  # device-wide: no pipeline to pick
+
 HANDLERS: dict[str, Handler] = {
     "set_threshold": _set_threshold,
     "snapshot": _snapshot,
@@ -93,9 +124,13 @@ class CommandRouter:
         except ValidationError as exc:
             self._reply(name, None, False, f"invalid command payload: {exc.errors()[0]['msg']}")
             return
+        if name in DEVICE_HANDLERS:
+            self._run_device_command(name, cmd)
+            return
         handler = HANDLERS.get(name)
         if handler is None:
-            self._reply(name, cmd.request_id, False, f"unknown command; known: {', '.join(sorted(HANDLERS))}")
+            known = ", ".join(sorted([*HANDLERS, *DEVICE_HANDLERS]))
+            self._reply(name, cmd.request_id, False, f"unknown command; known: {known}")
             return
         targets = [p for p in self.app.pipelines if cmd.pipeline in (None, p.pipeline)]
         if not targets:
@@ -114,11 +149,22 @@ class CommandRouter:
             self.app.link.publish(m.topic(d.site, d.id, "model"), self.app.model_payload(), retain=True)
         self._reply(name, cmd.request_id, ok, "; ".join(results))
 
-    def _reply(self, name: str, request_id: str | None, ok: bool, detail: str) -> None:
-        (logger.info if ok else logger.warning)("command %s: %s", name, detail)
+    def _run_device_command(self, name: str, cmd: m.CommandMessage) -> None:
+        try:
+            detail, extra = DEVICE_HANDLERS[name](self.app, cmd)
+        except (EdgeAgentError, ValueError) as exc:
+            self._reply(name, cmd.request_id, False, str(exc))
+            return
+        self._reply(name, cmd.request_id, True, detail, extra)
+
+    def _reply(
+        self, name: str, request_id: str | None, ok: bool, detail: str, extra: dict[str, Any] | None = None
+    ) -> None:
+        (logger.info if ok else logger.warning)("command %s: %s", name, detail[:500])
         link = self.app.link
         if link is None:
             return
         d = self.app.config.device
-        body = m.CommandMessage(request_id=request_id, args={"ok": ok, "detail": detail}).model_dump_json()
+        args = {"ok": ok, "detail": detail[:2000], **(extra or {})}
+        body = m.CommandMessage(request_id=request_id, args=args).model_dump_json()
         link.publish(m.topic(d.site, d.id, f"cmd/{name}/reply"), body.encode(), retain=False)

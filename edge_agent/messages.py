@@ -238,7 +238,7 @@ AnyMessage = Annotated[
     Field(discriminator="kind"),
 ]
 MESSAGE_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
-COMMANDS: tuple[str, ...] = ("snapshot", "reload", "set_threshold", "trigger")
+COMMANDS: tuple[str, ...] = ("snapshot", "reload", "set_threshold", "trigger", "resend")
 
 
 # ---------------------------------------------------------------- topics

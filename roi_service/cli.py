@@ -90,17 +90,27 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
         if token is None or not token.get_secret_value():
             raise UsageError("no API token: set ROI_TOKEN or --token-file (or --insecure-no-auth for experiments)")
     try:
-        return ServiceSettings.model_validate({"database_url": args.db, "token": token, "mqtt": mqtt})
+        return ServiceSettings.model_validate(
+            {"database_url": args.db, "token": token, "mqtt": mqtt, "ingest": _ingest_env()}
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise UsageError(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from exc
 
 
+def _ingest_env() -> dict[str, Any]:
+    """The plausibility window, from ROI_INGEST_MAX_PAST_S / ROI_INGEST_MAX_FUTURE_S when set."""
+    names = {"max_past_s": "ROI_INGEST_MAX_PAST_S", "max_future_s": "ROI_INGEST_MAX_FUTURE_S"}
+    return {key: _env(name) for key, name in names.items() if _env(name)}
+
+
 def _start_ingest(settings: ServiceSettings, engine: Any, metrics: ServiceMetrics) -> Any:
     from roi_service.ingest.consumer import MqttConsumer
+    from roi_service.ingest.plausible import limits_for
     from roi_service.ingest.writer import IngestWriter
 
-    consumer = MqttConsumer(settings.mqtt, IngestWriter(engine, metrics), settings.ingest)
+    writer = IngestWriter(engine, metrics, limits_for(settings.ingest))
+    consumer = MqttConsumer(settings.mqtt, writer, settings.ingest)
     consumer.start()
     return consumer
 

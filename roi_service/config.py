@@ -32,10 +32,28 @@ class MqttSettings(_Strict):
         return self.topic_filter
 
 
+class ResendSettings(_Strict):
+    """How the service asks devices for the seqs the broker dropped (cmd/resend)."""
+
+    enabled: bool = Field(True, description="Track seq gaps and ask devices to resend them.")
+    scan_interval_s: float = Field(1.0, gt=0, description="How often new messages are scanned for gaps.")
+    grace_s: float = Field(3.0, ge=0, description="A gap younger than this is not asked for (reordering).")
+    interval_s: float = Field(20.0, gt=0, description="Least time between two asks for the same gap.")
+    max_seqs: int = Field(50_000, ge=1, description="Most seqs one cmd/resend asks for.")
+    lease_s: float = Field(15.0, gt=0, description="Only the replica holding this lease asks; it renews it.")
+
+
 class IngestSettings(_Strict):
     batch_size: int = Field(1000, ge=1, description="Most messages per database transaction.")
     max_wait_s: float = Field(0.05, gt=0, description="Longest a message waits for its batch to fill.")
     queue_size: int = Field(50_000, ge=1, description="Deliveries buffered before the MQTT thread waits (QoS 1 holds).")
+    max_past_s: float = Field(
+        30 * 86400, gt=0, description="Timestamps older than this (service clock) are refused; ROI_INGEST_MAX_PAST_S."
+    )
+    max_future_s: float = Field(
+        3600, gt=0, description="Timestamps this far ahead are refused; ROI_INGEST_MAX_FUTURE_S."
+    )
+    resend: ResendSettings = Field(default_factory=ResendSettings)
 
 
 class ServiceSettings(_Strict):

@@ -11,6 +11,11 @@ REJECT_REASONS: tuple[str, ...] = (
     "topic_mismatch",
     "field_range",
     "snapshot",
+    "size",
+    "not_finite",
+    "negative_latency",
+    "timestamp",
+    "string",
     "database",
     "internal",
 )
@@ -46,6 +51,23 @@ class ServiceMetrics:
             buckets=(1, 10, 50, 100, 500, 1000, 5000),
             registry=reg,
         )
+        self.seq_lost = Counter(
+            "roi_seq_lost", "Seqs devices reported they no longer hold (a counted, dated loss).", registry=reg
+        )
+        self.seq_gap_seqs = Gauge("roi_seq_gap_seqs", "Seqs missing in open gaps, all devices.", registry=reg)
+        self.seq_gaps = Gauge("roi_seq_gaps", "Open seq gaps, all devices.", registry=reg)
+        self.seq_gap_oldest = Gauge(
+            "roi_seq_gap_oldest_seconds", "Age of the oldest open seq gap (0: none).", registry=reg
+        )
+        self.resend_requests = Counter("roi_resend_requests", "cmd/resend commands published.", registry=reg)
+        self.resend_seqs = Counter("roi_resend_seqs", "Seqs asked for in cmd/resend commands.", registry=reg)
+        self.completeness = Gauge(
+            "roi_data_completeness", "Share of produced seqs stored (lost and missing ones count against).",
+            registry=reg,
+        )  # fmt: skip
+        self.resend_lease = Gauge(
+            "roi_resend_lease_held", "1 while this replica holds the lease that lets it ask for resends.", registry=reg
+        )
         for reason in REJECT_REASONS:
             self.rejected.labels(reason=reason)
 
@@ -55,3 +77,8 @@ class ServiceMetrics:
 
     def total_rejected(self) -> float:
         return sum(self.sample("roi_ingest_rejected_total", {"reason": r}) for r in REJECT_REASONS)
+
+    def rejected_by_reason(self) -> dict[str, int]:
+        """Rejections since start by reason, non-zero ones only: for the dashboard's ingest line."""
+        counts = {r: int(self.sample("roi_ingest_rejected_total", {"reason": r})) for r in REJECT_REASONS}
+        return {reason: n for reason, n in counts.items() if n}

@@ -12,6 +12,7 @@ from pydantic import ValidationError
 
 from edge_agent.messages import (
     BenchResultMessage,
+    CommandMessage,
     EventMessage,
     MetricsMessage,
     ModelMessage,
@@ -21,8 +22,10 @@ from edge_agent.messages import (
     parse_message,
     parse_topic,
 )
+from edge_agent.seqranges import SeqRange
+from roi_service.ingest.plausible import DEFAULT_LIMITS, Limits, implausible, snapshot_problem, too_large
 
-JPEG_MAGIC = b"\xff\xd8\xff"
+RESEND_REPLY = "cmd/resend/reply"
 _MAX_BIGINT = 2**63 - 1
 _MAX_PIPELINE = 64
 _MAX_LEAF = 200
@@ -63,7 +66,17 @@ class Accepted:
     retained: bool = False
 
 
-Decision = Accepted | Snapshot | Ignored | Rejected
+@dataclass(frozen=True)
+class ResendReply:
+    """A device's answer to cmd/resend: the ranges it no longer holds become a counted, dated loss."""
+
+    site: str
+    device_id: str
+    not_held: list[SeqRange]
+    received_at: datetime
+
+
+Decision = Accepted | Snapshot | Ignored | Rejected | ResendReply
 
 
 def _expected_leaf(message: Any) -> str:
@@ -94,10 +107,16 @@ def _result_columns(message: Any) -> tuple[float | None, bool | None, str | None
     return None, None, None, None, None
 
 
-def _snapshot(incoming: Incoming, site: str, device: str, leaf: str) -> Decision:
+def _snapshot(incoming: Incoming, site: str, device: str, leaf: str, limits: Limits) -> Decision:
     task, _, snapshot_id = leaf.split("/", 2)
-    if not incoming.payload.startswith(JPEG_MAGIC):
-        return Rejected("snapshot", "snapshot payload is not a JPEG")
+    problem = snapshot_problem(incoming.payload, limits)
+    if problem is not None:
+        return Rejected("snapshot", problem)
+    try:
+        check_segment(task, "task")
+        check_segment(snapshot_id, "snapshot id")
+    except ValueError as exc:
+        return Rejected("topic", str(exc))
     row = {
         "topic": incoming.topic,
         "site": site,
@@ -148,20 +167,39 @@ def _segments(topic: str) -> tuple[str, str, str]:
     return site, device, leaf
 
 
-def classify(incoming: Incoming) -> Decision:
+def classify(incoming: Incoming, limits: Limits = DEFAULT_LIMITS) -> Decision:
     """Validate one delivery; never raises for bad input."""
     try:
         site, device, leaf = _segments(incoming.topic)
     except ValueError as exc:
         return Rejected("topic", str(exc))
+    if leaf == RESEND_REPLY:
+        return _resend_reply(incoming, site, device)
     if leaf == "cmd" or leaf.startswith("cmd/"):
         return Ignored("command")
     if leaf.count("/") >= 2 and leaf.split("/", 2)[1] == "snapshot":
-        return _snapshot(incoming, site, device, leaf)
-    return _classify_json(incoming, site, device, leaf)
+        return _snapshot(incoming, site, device, leaf, limits)
+    oversized = too_large(leaf, len(incoming.payload), limits)
+    if oversized is not None:
+        return Rejected("size", oversized)
+    return _classify_json(incoming, site, device, leaf, limits)
 
 
-def _classify_json(incoming: Incoming, site: str, device: str, leaf: str) -> Decision:
+def _resend_reply(incoming: Incoming, site: str, device: str) -> Decision:
+    if len(incoming.payload) > 256 * 1024:
+        return Rejected("size", f"resend reply of {len(incoming.payload)} bytes")
+    try:
+        reply = CommandMessage.model_validate_json(incoming.payload)
+        raw = reply.args.get("not_held", [])
+        ranges = [(int(a), int(b)) for a, b in raw if 0 < int(a) <= int(b) <= _MAX_BIGINT]
+    except (ValidationError, TypeError, ValueError) as exc:
+        return Rejected("schema", f"resend reply: {exc}"[:200])
+    if len(ranges) != len(raw):
+        return Rejected("field_range", "resend reply ranges are not [first, last] with 0 < first <= last")
+    return ResendReply(site, device, ranges, incoming.received_at)
+
+
+def _classify_json(incoming: Incoming, site: str, device: str, leaf: str, limits: Limits) -> Decision:
     try:
         message = parse_message(incoming.payload)
     except ValidationError as exc:
@@ -172,6 +210,9 @@ def _classify_json(incoming: Incoming, site: str, device: str, leaf: str) -> Dec
     problem = _check_ranges(message, leaf)
     if problem is not None:
         return Rejected("field_range", problem)
+    refusal = implausible(message, incoming.received_at, limits)
+    if refusal is not None:
+        return Rejected(*refusal)
     return Accepted(_row(incoming, message, site, device, leaf), message, incoming.retained)
 
 

@@ -17,8 +17,9 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from edge_agent.messages import StatusMessage
 from roi_service.db.bulk import insert_messages
 from roi_service.db.engine import insert_for
-from roi_service.db.schema import devices, snapshots, status_events
-from roi_service.ingest.classify import Accepted, Ignored, Incoming, Rejected, Snapshot, classify
+from roi_service.db.schema import devices, seq_losses, snapshots, status_events
+from roi_service.ingest.classify import Accepted, Ignored, Incoming, Rejected, ResendReply, Snapshot, classify
+from roi_service.ingest.plausible import DEFAULT_LIMITS, Limits
 from roi_service.metrics import ServiceMetrics
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Prepared:
     started: float
     accepted: list[Accepted] = field(default_factory=list)
     snapshots: list[dict[str, Any]] = field(default_factory=list)
+    losses: list[dict[str, Any]] = field(default_factory=list)
     in_batch_duplicates: int = 0
     rejected: int = 0
     ignored: int = 0
@@ -57,9 +59,10 @@ class Prepared:
 class IngestWriter:
     """Stores device messages exactly once; a bad message is counted and logged, never raised."""
 
-    def __init__(self, engine: Engine, metrics: ServiceMetrics) -> None:
+    def __init__(self, engine: Engine, metrics: ServiceMetrics, limits: Limits = DEFAULT_LIMITS) -> None:
         self.engine = engine
         self.metrics = metrics
+        self.limits = limits
         self._insert = insert_for(engine)
 
     def write(self, batch: Sequence[Incoming]) -> WriteReport:
@@ -72,8 +75,12 @@ class IngestWriter:
         self.metrics.received.inc(len(batch))
         seen: set[str] = set()
         for incoming in batch:
-            decision = classify(incoming)
-            if isinstance(decision, Accepted):
+            decision = classify(incoming, self.limits)
+            if isinstance(decision, ResendReply):
+                prepared.losses += _loss_rows(decision)
+                prepared.ignored += 1
+                self.metrics.ignored.inc()
+            elif isinstance(decision, Accepted):
                 if decision.row["message_id"] in seen:
                     prepared.in_batch_duplicates += 1
                     continue
@@ -92,10 +99,11 @@ class IngestWriter:
     def store(self, prepared: Prepared) -> WriteReport:
         """Commit a prepared batch; may be called again with the same batch after StorageUnavailable."""
         report = WriteReport(rejected=prepared.rejected, ignored=prepared.ignored)
-        if prepared.accepted or prepared.snapshots:
+        if prepared.accepted or prepared.snapshots or prepared.losses:
             try:
                 with self.engine.begin() as conn:
                     self._commit(conn, prepared.accepted, prepared.snapshots, report)
+                    self._record_losses(conn, prepared.losses)
             except (OperationalError, InterfaceError) as exc:
                 raise StorageUnavailable(type(exc).__name__) from exc
             except SQLAlchemyError as exc:
@@ -126,6 +134,19 @@ class IngestWriter:
             stmt = self._insert(snapshots).on_conflict_do_nothing(index_elements=["topic"])
             conn.execute(stmt, snaps)
             report.snapshots += len(snaps)
+
+    def _record_losses(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        """Ranges a device said it no longer holds: a known, counted, dated loss (the first report wins)."""
+        if not rows:
+            return
+        stmt = self._insert(seq_losses).on_conflict_do_nothing(index_elements=["site", "device_id", "first_seq"])
+        for row in rows:
+            if conn.execute(stmt, row).rowcount:
+                self.metrics.seq_lost.inc(row["count"])
+                logger.warning(
+                    "device %s/%s no longer holds seq %d-%d: recorded as lost",
+                    row["site"], row["device_id"], row["first_seq"], row["last_seq"],
+                )  # fmt: skip
 
     def _touch_devices(self, conn: Connection, accepted: list[Accepted]) -> None:
         last_seen: dict[tuple[str, str], datetime] = {}
@@ -195,6 +216,14 @@ class IngestWriter:
         report.stored = len(stored)
         self.metrics.duplicates.inc(report.duplicates)
         self.metrics.snapshots.inc(report.snapshots)
+
+
+def _loss_rows(reply: ResendReply) -> list[dict[str, Any]]:
+    return [
+        {"site": reply.site, "device_id": reply.device_id, "first_seq": a, "last_seq": b, "count": b - a + 1,
+         "reported_at": reply.received_at, "reason": "not_held"}
+        for a, b in reply.not_held
+    ]  # fmt: skip
 
 
 def _transition(item: Accepted) -> dict[str, Any]:

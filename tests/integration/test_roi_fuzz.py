@@ -1,4 +1,5 @@
-"""10,000 fuzzed and malformed payloads through a real Mosquitto: all rejected and counted, valid traffic stored."""
+"""10,000 fuzzed, malformed and implausible payloads through a real Mosquitto: all rejected and counted by reason,
+nothing bogus stored, valid traffic stored."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -45,19 +47,53 @@ def _mutations(rng: random.Random) -> list[Callable[[dict[str, Any]], Any]]:
     ]
 
 
+def _implausible(rng: random.Random) -> list[Callable[[dict[str, Any]], Any]]:
+    """Schema-valid payloads that cannot be true: each must be refused by roi_service's plausibility checks."""
+    return [
+        lambda d: {**d, "timing": {**d["timing"], "total_ms": rng.choice([float("nan"), float("inf"), -float("inf")])}},
+        lambda d: {**d, "timing": {**d["timing"], "inference_ms": -rng.uniform(0.1, 1e6)}},
+        lambda d: {**d, "data": {**d["data"], "score": float("nan")}},
+        lambda d: {
+            **d,
+            "captured_at": rng.choice(["0001-01-01T00:00:00Z", "1970-01-01T00:00:00Z", "9999-12-31T23:59:59Z"]),
+        },
+        lambda d: {**d, "published_at": "2099-01-01T00:00:00Z"},
+        lambda d: {**d, "data": {**d["data"], "item_id": "<script>alert(1)</script>"}},
+        lambda d: {**d, "data": {**d["data"], "item_id": "x" * rng.randint(1025, 5000)}},
+        lambda d: {**d, "model": "m\x07@1"},
+    ]
+
+
 def _without(body: dict[str, Any], key: str) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k != key}
+
+
+def _forged_status(dev: Device) -> tuple[str, bytes]:
+    topic, status = dev.status(EPOCH, "online")
+    body = json.loads(payload(status))
+    return topic, json.dumps({**body, "agent_version": "<script>alert('x')</script>"}).encode()
+
+
+def _huge(dev: Device, i: int) -> tuple[str, bytes]:
+    if i % 2:
+        return dev.topic(f"defect/snapshot/big{i}"), b"\xff\xd8\xff\xe0" + b"\x00" * (1024 * 1024 + 10) + b"\xff\xd9"
+    topic, msg = dev.result(EPOCH)
+    return topic, json.dumps({**json.loads(payload(msg)), "pipeline": "p" * (1024 * 1024)}).encode()
 
 
 def fuzz_payloads(dev: Device, n: int, seed: int = 1234) -> list[tuple[str, bytes]]:
     rng = random.Random(seed)
     mutations = _mutations(rng)
+    implausible = _implausible(rng)
     result_topic = dev.topic("defect/result")
     out: list[tuple[str, bytes]] = []
     for i in range(n):
         topic, msg = dev.result(EPOCH)
         body = json.loads(payload(msg))
-        choice = i % 6
+        choice = i % 8
+        if i % 997 == 0:
+            out.append(_huge(dev, i // 997))
+            continue
         if choice == 0:
             out.append((result_topic, bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200)))))
         elif choice == 1:
@@ -69,8 +105,13 @@ def fuzz_payloads(dev: Device, n: int, seed: int = 1234) -> list[tuple[str, byte
             out.append((rng.choice(["edge/v1/plant/cam1", "edge/v1/bad site/cam1/defect/result"]), payload(msg)))
         elif choice == 4:
             out.append((dev.topic(f"defect/snapshot/{i}"), b"GIF89a" + bytes(rng.getrandbits(8) for _ in range(20))))
-        else:
+        elif choice == 5:
             out.append((topic, json.dumps(rng.choice(mutations)(body), allow_nan=True).encode()))
+        elif choice == 6:
+            out.append((topic, json.dumps(rng.choice(implausible)(body), allow_nan=True).encode()))
+        else:
+            out.append(_forged_status(dev) if i % 3 == 0 else (Device("plant", "cam2").topic("defect/result"),
+                                                                 payload(msg)))  # fmt: skip
     return out
 
 
@@ -84,7 +125,7 @@ def test_fuzzed_payloads_are_rejected_and_valid_traffic_survives(mosquitto: Brok
         if i % (FUZZ // VALID) == 0:
             topic, msg = valid[i // (FUZZ // VALID)]
             stream.append((topic, payload(msg)))
-    stream.append((dev.topic("defect/snapshot/real"), b"\xff\xd8\xff\xe0jpeg"))
+    stream.append((dev.topic("defect/snapshot/real"), b"\xff\xd8\xff\xe0jpeg\xff\xd9"))
     assert len(stream) == FUZZ + VALID + 1
 
     metrics = ServiceMetrics()
@@ -92,6 +133,7 @@ def test_fuzzed_payloads_are_rejected_and_valid_traffic_survives(mosquitto: Brok
         MqttSettings(host=mosquitto.host, port=mosquitto.port, client_id=f"roi-{uuid.uuid4().hex[:6]}"),
         IngestWriter(engine, metrics),
         IngestSettings(max_wait_s=0.02),
+        clock=lambda: EPOCH + timedelta(minutes=5),  # the service clock the plausibility window is centred on
     )
     consumer.start()
     try:
@@ -121,8 +163,20 @@ def test_fuzzed_payloads_are_rejected_and_valid_traffic_survives(mosquitto: Brok
     assert metrics.total_rejected() == FUZZ
     assert metrics.sample("roi_ingest_snapshots_total") == 1
     assert metrics.sample("roi_ingest_stored_total", {"kind": "result"}) == VALID + 1
-    for reason in ("json", "schema", "topic", "topic_mismatch", "field_range", "snapshot"):
+    reasons = ("json", "schema", "topic", "topic_mismatch", "field_range", "snapshot", "size", "not_finite",
+               "negative_latency", "timestamp", "string")  # fmt: skip
+    for reason in reasons:
         assert metrics.sample("roi_ingest_rejected_total", {"reason": reason}) > 0, reason
+    assert sum(metrics.rejected_by_reason().values()) == FUZZ, "the dashboard's breakdown adds up"
+    with engine.connect() as conn:
+        stored_ids = set(conn.execute(select(messages.c.message_id)).scalars())
+        bogus = conn.execute(
+            select(func.count())
+            .select_from(messages)
+            .where(messages.c.payload.contains("<script>") | (messages.c.device_id != "cam1"))
+        ).scalar_one()
+    assert stored_ids == {str(m.message_id) for _, m in valid} | {str(msg.message_id)}, "only the valid ones"
+    assert bogus == 0
 
 
 def _stored(engine: Engine) -> int:

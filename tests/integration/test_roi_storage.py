@@ -38,9 +38,9 @@ def test_batches_store_each_message_once_on_both_databases(engine: Engine) -> No
 def test_aware_timestamps_round_trip_as_utc(engine: Engine) -> None:
     writer = IngestWriter(engine, ServiceMetrics())
     dev = Device("s1", "d1")
-    t, m = dev.result(datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc))
-    body = m.model_dump_json().replace("2026-03-01T10:00:00Z", "2026-03-01T11:00:00+01:00").encode()
+    t, m = dev.result(datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc))
+    body = m.model_dump_json().replace("2026-01-05T10:00:00Z", "2026-01-05T11:00:00+01:00").encode()
     writer.write([Incoming(t, body, False, NOW)])
     with engine.connect() as conn:
         captured = conn.execute(select(messages.c.captured_at)).scalar_one()
-    assert captured == datetime(2026, 3, 1, 10, 0, tzinfo=timezone.utc)
+    assert captured == datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)

@@ -72,7 +72,7 @@ def test_malformed_and_unknown_payloads_are_counted_not_raised(engine: Engine, w
 
 def test_snapshots_are_referenced_and_commands_ignored(engine: Engine, writer: IngestWriter) -> None:
     dev = Device("s1", "d1")
-    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 100
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 100 + b"\xff\xd9"
     pairs = [(dev.topic("defect/snapshot/item-7"), jpeg), (dev.topic("cmd/reload"), b"{}")]
     report = writer.write(deliveries(pairs + pairs))
 
