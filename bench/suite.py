@@ -22,7 +22,7 @@ from edge_agent.runtime.manifest import MANIFEST_NAME, Manifest, load_manifest, 
 
 REPO = Path(__file__).resolve().parents[1]
 # Shipped models in a checkout, in the Jetson / Raspberry Pi images, and fitted on site (in that order).
-MODEL_ROOTS = (REPO / "models", Path("/opt/edge-agent/models"), Path("/models"))
+MODEL_ROOTS = (REPO / "models", Path("/opt/edge-agent/models"), Path("/data/models"))
 COMBINATIONS = ("onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8")
 RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert"}
 NOT_MODELS = ("build",)

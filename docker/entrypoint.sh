@@ -4,7 +4,7 @@
 # (docker run IMAGE models verify, ... check /config/agent.yaml, ... bench).
 set -euo pipefail
 
-CONFIG=${EDGE_AGENT_CONFIG:-/config/agent.yaml}
+CONFIG=${EDGE_AGENT_CONFIG:-/data/config/agent.yaml}
 PROFILES=${EDGE_AGENT_PROFILES:-/opt/edge-agent/profiles}
 TLS_DIR=${EDGE_AGENT_TLS_DIR:-/data/tls}
 
@@ -24,6 +24,25 @@ write_pem() {
     fi
     chmod 600 "$TLS_DIR/$file"
     export "EDGE_AGENT__MQTT__TLS__${field}=$TLS_DIR/$file"
+}
+
+# /metrics stays on loopback (the profiles' http.host) unless the fleet opens it: EDGE_AGENT__HTTP__HOST set
+# to a network address needs a bearer token, given as METRICS_TOKEN (written to $TLS_DIR/metrics_token) or as
+# EDGE_AGENT__HTTP__TOKEN_FILE. Prometheus sends the same token (deploy/prometheus/prometheus.yml).
+metrics_access() {
+    if [ -n "${METRICS_TOKEN:-}" ]; then
+        mkdir -p "$TLS_DIR"
+        (umask 077 && printf '%s\n' "$METRICS_TOKEN" > "$TLS_DIR/metrics_token")
+        export EDGE_AGENT__HTTP__TOKEN_FILE="$TLS_DIR/metrics_token"
+    fi
+    case "${EDGE_AGENT__HTTP__HOST:-127.0.0.1}" in
+        127.*|localhost|::1) return 0 ;;
+    esac
+    if [ -z "${EDGE_AGENT__HTTP__TOKEN_FILE:-}" ]; then
+        log "EDGE_AGENT__HTTP__HOST=$EDGE_AGENT__HTTP__HOST would let anyone on the network read /metrics:"
+        log "  set METRICS_TOKEN (the token Prometheus sends), or leave EDGE_AGENT__HTTP__HOST unset (loopback)"
+        exit 2
+    fi
 }
 
 fleet_defaults() {
@@ -51,6 +70,7 @@ seed_config() {
 
 main() {
     fleet_defaults
+    metrics_access
     if [ "${1:-run}" != run ]; then
         exec edge-agent "$@"
     fi

@@ -13,6 +13,7 @@ VENV=/opt/edge-agent/venv
 SRC=$(pwd)
 MODELS=""
 ORT_WHEEL=""
+CONSTRAINTS=""
 SMOKE=1
 MIN_MODELS=1
 PYTHON=${PYTHON:-python3}
@@ -22,18 +23,20 @@ die() { log "error: $*"; exit 2; }
 
 usage() {
     cat <<'USAGE'
-usage: docker/install.sh [--target rpi|jetson|cpu] [--cpu-only] [--venv DIR] [--src DIR]
-                         [--models DIR] [--ort-wheel PATH] [--min-models N] [--no-smoke]
+usage: docker/install.sh [--target rpi|jetson|amd64|cpu] [--cpu-only] [--venv DIR] [--src DIR]
+                         [--models DIR] [--ort-wheel PATH] [--constraints FILE] [--min-models N] [--no-smoke]
 
   --target rpi     arm64 Debian: LiteRT (XNNPACK) + onnxruntime CPU, opencv headless, V4L2 tools
   --target jetson  JetPack 6: NVIDIA's onnxruntime-gpu wheel (CUDA + TensorRT EPs), system OpenCV
                    with GStreamer (nvarguscamerasrc), numpy < 2 to match both
-  --target cpu     any Linux box: the rpi set without system packages
+  --target amd64   any x86_64 box (docker/amd64.Dockerfile): the rpi set plus OpenVINO for Intel CPUs/iGPUs
+  --target cpu     CI and plain installs: the rpi set
   --cpu-only       CI mode: --target cpu and no apt-get (nothing that needs root or hardware)
   --venv DIR       virtual environment to create (default /opt/edge-agent/venv)
   --src DIR        source tree holding pyproject.toml (default: current directory)
   --models DIR     model folders to smoke-check (default: SRC/models)
   --ort-wheel P    jetson: path of NVIDIA's onnxruntime-gpu wheel for this JetPack (required there)
+  --constraints F  pinned versions (default docker/constraints/py311.txt, jetson-py310.txt on jetson)
   --min-models N   fail when fewer shipped models are found (default 1)
   --no-smoke       skip the smoke check (never in an image build)
 USAGE
@@ -48,15 +51,21 @@ parse_args() {
             --src) SRC=${2:?}; shift 2 ;;
             --models) MODELS=${2:?}; shift 2 ;;
             --ort-wheel) ORT_WHEEL=${2:?}; shift 2 ;;
+            --constraints) CONSTRAINTS=${2:?}; shift 2 ;;
             --min-models) MIN_MODELS=${2:?}; shift 2 ;;
             --no-smoke) SMOKE=0; shift ;;
             -h|--help) usage; exit 0 ;;
             *) usage >&2; die "unknown argument: $1" ;;
         esac
     done
-    case "$TARGET" in rpi|jetson|cpu) ;; *) die "--target must be rpi, jetson or cpu (got $TARGET)" ;; esac
+    case "$TARGET" in rpi|jetson|amd64|cpu) ;; *) die "--target must be rpi, jetson, amd64 or cpu (got $TARGET)" ;; esac
     [ -f "$SRC/pyproject.toml" ] || die "$SRC has no pyproject.toml: pass --src with the source tree"
     MODELS=${MODELS:-$SRC/models}
+    if [ -z "$CONSTRAINTS" ]; then
+        case "$TARGET" in jetson) CONSTRAINTS=$SRC/docker/constraints/jetson-py310.txt ;;
+                          *) CONSTRAINTS=$SRC/docker/constraints/py311.txt ;; esac
+    fi
+    [ -f "$CONSTRAINTS" ] || die "constraints file $CONSTRAINTS not found: pass --constraints"
     if [ "$TARGET" = jetson ] && [ -z "$ORT_WHEEL" ]; then
         die "--target jetson needs --ort-wheel (NVIDIA's onnxruntime-gpu wheel for this JetPack; PyPI has none for aarch64)"
     fi
@@ -73,7 +82,7 @@ system_packages() {
     [ "$APT" = 1 ] || { log "skipping system packages (--cpu-only)"; return 0; }
     local common=(ca-certificates tini v4l-utils libgomp1)
     case "$TARGET" in
-        rpi|cpu)
+        rpi|amd64|cpu)
             # libglib2.0-0: opencv-python-headless still links GLib.
             apt_install "${common[@]}" libglib2.0-0 ;;
         jetson)
@@ -99,16 +108,20 @@ create_venv() {
 pip_install() { "$VENV/bin/python" -m pip install --disable-pip-version-check "$@"; }
 
 python_packages() {
+    # Every version comes from the constraints file (docker/constraints/lock.sh writes them).
     case "$TARGET" in
         rpi|cpu)
-            pip_install "${SRC}[tflite]" ;;
+            pip_install -c "$CONSTRAINTS" "${SRC}[cpu,tflite]" ;;
+        amd64)
+            pip_install -c "$CONSTRAINTS" "${SRC}[cpu,tflite,openvino]" ;;
         jetson)
-            # numpy < 2: Ubuntu 22.04's cv2 and NVIDIA's Jetson onnxruntime-gpu wheels are built against numpy 1.
-            pip_install "numpy<2" "$SRC"
-            # The CPU onnxruntime and the GStreamer-less opencv wheel would shadow the Jetson builds.
-            "$VENV/bin/python" -m pip uninstall -y onnxruntime opencv-python-headless
-            pip_install "numpy<2" "$ORT_WHEEL" ;;
+            # No `cpu` extra: NVIDIA's onnxruntime-gpu wheel and Ubuntu's GStreamer-enabled cv2 take its place,
+            # so nothing is installed and then removed (which left `pip check` failing). numpy < 2 (pinned in
+            # jetson-py310.txt): both are built against numpy 1.
+            pip_install -c "$CONSTRAINTS" "$SRC" "$ORT_WHEEL" ;;
     esac
+    # A broken or missing dependency fails the build here, not on the device.
+    "$VENV/bin/python" -m pip check
 }
 
 smoke_check() {
@@ -116,6 +129,7 @@ smoke_check() {
     local args=(--models "$MODELS" --min-models "$MIN_MODELS")
     case "$TARGET" in
         rpi|cpu) args+=(--runtimes "onnxruntime,litert") ;;
+        amd64) args+=(--runtimes "onnxruntime,litert,openvino") ;;
         # The build machine has no GPU: require the EPs to be compiled in, run the inference on CPU.
         jetson) args+=(--runtimes onnxruntime --require-providers "TensorrtExecutionProvider,CUDAExecutionProvider"
                        --require-gstreamer) ;;

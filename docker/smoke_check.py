@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_MODELS = Path("/opt/edge-agent/models")
-RUNTIME_FORMATS = {"onnxruntime": "onnx", "litert": "tflite"}
+RUNTIME_FORMATS = {"onnxruntime": "onnx", "litert": "tflite", "openvino": "onnx"}
 
 
 @dataclass
@@ -44,6 +44,8 @@ def check_imports(runtimes: list[str], providers: list[str], gstreamer: bool) ->
     results = [_import_onnxruntime(providers)] if "onnxruntime" in runtimes else []
     if "litert" in runtimes:
         results.append(_import_litert())
+    if "openvino" in runtimes:
+        results.append(_import_openvino())
     results.append(_import_cv2(gstreamer))
     return results
 
@@ -70,6 +72,14 @@ def _import_litert() -> Outcome:
     except RuntimeUnavailableError as exc:
         return Outcome(False, "import litert", str(exc))
     return Outcome(True, "import litert", f"{package} (XNNPACK delegate is built in)")
+
+
+def _import_openvino() -> Outcome:
+    try:
+        ov = importlib.import_module("openvino")
+    except ImportError as exc:
+        return Outcome(False, "import openvino", str(exc))
+    return Outcome(True, "import openvino", f"{ov.get_version()} devices={','.join(ov.Core().available_devices)}")
 
 
 def _import_cv2(gstreamer: bool) -> Outcome:
@@ -100,17 +110,18 @@ def check_model(directory: Path, runtimes: list[str]) -> list[Outcome]:
         return [Outcome(False, directory.name, str(exc))]
     results = []
     for variant, entry in sorted(manifest.files.items()):
-        kind = next((k for k, fmt in RUNTIME_FORMATS.items() if fmt == entry.format), None)
+        kinds = [k for k, fmt in RUNTIME_FORMATS.items() if fmt == entry.format and k in runtimes]
         what = f"{manifest.name} {manifest.version} {variant}"
-        if kind not in runtimes:
+        if not kinds:
             results.append(Outcome(True, what, f"skipped: no {entry.format} runtime in this image"))
-            continue
-        results.append(_run_variant(directory, variant, kind, what))
+        # Every installed runtime that reads the format runs the file (onnx: onnxruntime and OpenVINO).
+        results += [_run_variant(directory, variant, kind, what if i == 0 else f"{what} ({kind})")
+                    for i, kind in enumerate(kinds)]  # fmt: skip
     return results
 
 
 def _run_variant(directory: Path, variant: str, kind: str, what: str) -> Outcome:
-    from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig, RuntimeConfig
+    from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig, OpenVINOConfig, RuntimeConfig
     from edge_agent.errors import EdgeAgentError
     from edge_agent.runtime.registry import load_model
 
@@ -118,6 +129,8 @@ def _run_variant(directory: Path, variant: str, kind: str, what: str) -> Outcome
     config: RuntimeConfig = LiteRTConfig(kind="litert")
     if kind == "onnxruntime":
         config = OnnxRuntimeConfig(providers=["cpu"])
+    elif kind == "openvino":
+        config = OpenVINOConfig(kind="openvino")
     try:
         model = load_model(directory, variant, config, warmup=False)
         feeds = [np.zeros([d or 1 for d in spec.shape], dtype=spec.dtype) for spec in model.manifest.inputs]

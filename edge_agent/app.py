@@ -17,7 +17,7 @@ from edge_agent.commands import CommandRouter
 from edge_agent.config import AgentConfig, PipelineConfig
 from edge_agent.forwarder import Forwarder, delivery_checks
 from edge_agent.homeassistant import discovery_messages
-from edge_agent.httpserver import HealthServer
+from edge_agent.httpserver import HealthServer, read_token
 from edge_agent.metrics import AgentMetrics
 from edge_agent.mqtt import MqttLink
 from edge_agent.outbox import Outbox
@@ -129,7 +129,8 @@ class App:
     def start_http(self) -> None:
         h = self.config.http
         if h.enabled:
-            self.http = HealthServer(h.host, h.port, self.metrics.registry, self.health)
+            token = read_token(h.token_file) if h.token_file else None
+            self.http = HealthServer(h.host, h.port, self.metrics.registry, self.health, token)
             self.http.start()
 
     def start_pipelines(self) -> None:

@@ -38,6 +38,10 @@ def _check_model(index: int, ref: Any, lines: dict[Loc, int]) -> list[ConfigIssu
     except EdgeAgentError as exc:
         hint = "run `edge-agent models list` to see the installed models"
         return [ConfigIssue(".".join(map(str, loc)), str(exc), _line(lines, loc), hint)]
+    if ref.runtime.kind == "onnxruntime":
+        issues = _check_providers(index, ref.runtime, lines)
+        if issues:
+            return issues
     expected = BACKENDS[ref.runtime.kind][2]
     if entry.format != expected:
         loc = ("pipelines", index, "model", "variant")
@@ -49,6 +53,18 @@ def _check_model(index: int, ref: Any, lines: dict[Loc, int]) -> list[ConfigIssu
                 f"choose one of: {', '.join(k for k, f in manifest.files.items() if f.format == expected)}",
             )
         ]
+    return []
+
+
+def _check_providers(index: int, runtime: Any, lines: dict[Loc, int]) -> list[ConfigIssue]:
+    from edge_agent.runtime.onnx import available_providers, require_accelerator
+
+    loc: Loc = ("pipelines", index, "model", "runtime", "providers")
+    try:
+        require_accelerator(runtime, available_providers())
+    except EdgeAgentError as exc:
+        message, _, hint = str(exc).partition(": run ")
+        return [ConfigIssue(".".join(map(str, loc)), message, _line(lines, loc), f"run {hint}")]
     return []
 
 

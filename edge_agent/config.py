@@ -105,6 +105,9 @@ class HttpConfig(Strict):
     host: str = Field("127.0.0.1", description="Listen address; 0.0.0.0 inside containers.")
     port: int = Field(9100, ge=0, le=65535, description="Listen port (0 picks a free one).")
     health_stale_s: float = Field(30.0, gt=0, description="/healthz fails when a pipeline is silent this long.")
+    token_file: Path | None = Field(
+        None, description="File holding a bearer token /metrics then requires (Prometheus: credentials_file)."
+    )
 
 
 class MetricsConfig(Strict):
@@ -126,6 +129,10 @@ class OnnxRuntimeConfig(Strict):
     allow_spinning: bool = Field(False, description="Let idle threads spin (faster alone, slower beside others).")
     tensorrt_cache_dir: str | None = Field(None, description="TensorRT engine cache folder (a volume).")
     tensorrt_fp16: bool = Field(True, description="Let TensorRT build fp16 engines.")
+    fallback: Literal["none", "cpu"] = Field(
+        "none",
+        description="When providers name accelerators and none is installed: none refuses to start, cpu runs on CPU.",
+    )
 
 
 class LiteRTConfig(Strict):
@@ -134,7 +141,14 @@ class LiteRTConfig(Strict):
     xnnpack: bool = Field(True, description="Use the XNNPACK delegate.")
 
 
-RuntimeConfig = Annotated[OnnxRuntimeConfig | LiteRTConfig, Field(discriminator="kind")]
+class OpenVINOConfig(Strict):
+    kind: Literal["openvino"] = Field(description="Runtime kind.")
+    device: Literal["CPU", "GPU", "NPU", "AUTO"] = Field("CPU", description="OpenVINO device (GPU: Intel iGPU).")
+    threads: int = Field(1, ge=1, le=64, description="CPU inference threads.")
+    cache_dir: str | None = Field(None, description="Compiled-model cache folder (a volume); speeds up GPU starts.")
+
+
+RuntimeConfig = Annotated[OnnxRuntimeConfig | LiteRTConfig | OpenVINOConfig, Field(discriminator="kind")]
 
 
 class ModelRef(Strict):

@@ -3,5 +3,5 @@
 # roi_service beside the agent. Extra arguments go to `edge-agent demo` (e.g. --seconds 30).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup_venv.sh tflite,cloud
+scripts/setup_venv.sh cpu,tflite,cloud
 exec .venv/bin/edge-agent demo "$@"

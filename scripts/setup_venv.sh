@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Create .venv (Python >= 3.10) and install the project with the given extras, e.g. scripts/setup_venv.sh dev,tflite
+# Create .venv (Python >= 3.10) and install the project with the given extras, e.g. scripts/setup_venv.sh cpu,dev,tflite
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${1:-tflite}"
+EXTRAS="${1:-cpu,tflite}"
 PY="${PYTHON:-python3}"
 if ! "$PY" -c 'import sys; sys.exit(sys.version_info < (3, 10))'; then
   echo "setup: Python >= 3.10 is needed (found $("$PY" --version 2>&1)); set PYTHON=/path/to/python3.x" >&2

@@ -10,7 +10,8 @@
 # SITE_DIR holds secrets: keep it off git and back it up. Layout:
 #   ca/        the CA key (never leaves this folder)    broker/   mounted by Mosquitto at /mosquitto/config/site
 #   users/     service passwords                        devices/  one bundle per device
-#   secrets/   roi_api_token, grafana_admin_password (docker compose secrets)
+#   secrets/   roi_api_token, grafana_admin_password, metrics_token (docker compose secrets; metrics_token
+#              is also each device's METRICS_TOKEN, the bearer token Prometheus scrapes /metrics with)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -40,6 +41,7 @@ init() {
     # folders above them are what keeps other host users out.
     new_password > "$dir/secrets/roi_api_token"
     new_password > "$dir/secrets/grafana_admin_password"
+    new_password > "$dir/secrets/metrics_token"
     chmod 644 "$dir/broker/ca.crt" "$dir/broker/acl" "$dir/broker/passwd" "$dir/secrets/"*
     echo "site CA: $dir/ca/ca.crt; broker files: $dir/broker; service secrets: $dir/secrets"
 }

@@ -46,8 +46,26 @@ def _import_ort() -> Any:
     return onnxruntime
 
 
+def require_accelerator(config: OnnxRuntimeConfig, available: Sequence[str]) -> None:
+    """Refuse to run silently on the CPU when the config names accelerators and none is installed."""
+    asked = [PROVIDER_NAMES[k] for k in config.providers if k not in ("auto", "cpu")]
+    if not asked or config.fallback == "cpu" or any(name in available for name in asked):
+        return
+    raise RuntimeUnavailableError(
+        f"model.runtime.providers asks for {', '.join(asked)} but this onnxruntime has only {', '.join(available)}: "
+        "run the image with the NVIDIA runtime (--runtime nvidia) and the GPU build, "
+        "or set model.runtime.fallback: cpu to accept the CPU"
+    )
+
+
+def available_providers() -> list[str]:
+    found: list[str] = _import_ort().get_available_providers()
+    return found
+
+
 def choose_providers(wanted: Sequence[str], available: Sequence[str], config: OnnxRuntimeConfig) -> list[Any]:
     """Map configured provider keys to ONNX Runtime providers that are actually installed."""
+    require_accelerator(config, available)
     keys = list(PROVIDER_NAMES) if list(wanted) == ["auto"] else list(wanted)
     chosen: list[Any] = []
     for key in keys:

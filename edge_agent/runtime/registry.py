@@ -25,7 +25,10 @@ class _Factory(Protocol):
 BACKENDS: dict[str, tuple[str, str, str]] = {
     "onnxruntime": ("edge_agent.runtime.onnx", "OnnxRuntime", "onnx"),
     "litert": ("edge_agent.runtime.litert", "LiteRTRuntime", "tflite"),
+    "openvino": ("edge_agent.runtime.openvino", "OpenVINORuntime", "onnx"),
 }
+# Planned, not shipped (docs/runtimes.md): "hailo" (Hailo-8L on the Raspberry Pi 5 AI Kit, .hef files) and
+# "edgetpu" (Coral, *_edgetpu.tflite). Each would be one module implementing runtime.base.Runtime.
 
 
 @dataclass

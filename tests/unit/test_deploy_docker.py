@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-DOCKERFILES = [ROOT / "Dockerfile.rpi", ROOT / "Dockerfile.jetson", ROOT / "docker" / "roi-service.Dockerfile"]
+DEVICE_DOCKERFILES = [ROOT / "Dockerfile.rpi", ROOT / "Dockerfile.jetson", ROOT / "docker" / "amd64.Dockerfile"]
+DOCKERFILES = [*DEVICE_DOCKERFILES, ROOT / "docker" / "roi-service.Dockerfile"]
 INSTALL = ROOT / "docker" / "install.sh"
 SMOKE = ROOT / "docker" / "smoke_check.py"
 ENTRYPOINT = ROOT / "docker" / "entrypoint.sh"
@@ -44,9 +45,12 @@ def test_hadolint_config_fails_on_a_real_problem(tmp_path: Path) -> None:
     assert done.returncode != 0 and "DL3007" in done.stdout
 
 
-@pytest.mark.parametrize("path", DOCKERFILES[:2], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", DEVICE_DOCKERFILES, ids=lambda p: p.name)
 def test_device_images_share_the_install_script_health_check_and_non_root_user(path: Path) -> None:
     text = path.read_text()
+    # One named volume for what a device keeps; /metrics is not opened to the network by the image.
+    assert 'VOLUME ["/data"]' in text and "EDGE_AGENT_CONFIG=/data/config/agent.yaml" in text
+    assert "EDGE_AGENT__HTTP__HOST" not in text
     assert "docker/install.sh --target" in text
     assert "HEALTHCHECK" in text and "healthcheck.py" in text
     user = [line.split()[1] for line in text.splitlines() if line.startswith("USER ")]
@@ -59,7 +63,17 @@ def test_device_images_share_the_install_script_health_check_and_non_root_user(p
 def test_jetson_base_is_pinned_to_a_jetpack_6_release() -> None:
     text = (ROOT / "Dockerfile.jetson").read_text()
     assert "ARG L4T_VERSION=r36." in text and "l4t-jetpack:${L4T_VERSION}" in text
-    assert "/cache/tensorrt" in text
+    assert "/data/cache/tensorrt" in text
+    # The onnxruntime-gpu build is named, with the source-build flags for when NVIDIA's index is unreachable.
+    assert "ARG ORT_GPU=onnxruntime-gpu==1.20.0" in text and "onnxruntime_gpu-1.20.0-cp310-cp310-linux_aarch64" in text
+    assert "--use_tensorrt" in text and "CMAKE_CUDA_ARCHITECTURES=87" in text
+
+
+def test_install_script_never_uninstalls_what_it_installed() -> None:
+    """Removing onnxruntime/opencv after installing them left `pip check` failing in the Jetson image."""
+    text = INSTALL.read_text()
+    assert "pip uninstall" not in text and "-m pip check" in text
+    assert text.count('pip_install -c "$CONSTRAINTS"') == 3
 
 
 # ---------------------------------------------------------------- install.sh
@@ -72,7 +86,8 @@ def test_install_script_passes_shell_syntax_check() -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--target", "mac"], "--target must be rpi, jetson or cpu"),
+        (["--target", "mac"], "--target must be rpi, jetson, amd64 or cpu"),
+        (["--constraints", "/nonexistent.txt"], "constraints file /nonexistent.txt not found"),
         (["--target", "jetson"], "needs --ort-wheel"),
         (["--bogus"], "unknown argument"),
     ],
@@ -169,3 +184,27 @@ def test_entrypoint_turns_balena_variables_into_tls_files_and_device_id(tmp_path
     assert f"EDGE_AGENT__MQTT__TLS__CA_FILE={tmp_path / 'tls' / 'ca.crt'}" in done.stdout
     assert "EDGE_AGENT__DEVICE__ID=shy-moon" in done.stdout
     assert (tmp_path / "tls" / "ca.crt").read_text().strip() == pem
+
+
+def test_entrypoint_keeps_metrics_on_loopback_without_a_token(tmp_path: Path, fake_agent: Path) -> None:
+    done = entrypoint(tmp_path, fake_agent, EDGE_AGENT_PROFILE="shelf-usb", EDGE_AGENT__HTTP__HOST="0.0.0.0")
+    assert done.returncode == 2 and "ARGS" not in done.stdout
+    assert "EDGE_AGENT__HTTP__HOST=0.0.0.0 would let anyone on the network read /metrics" in done.stderr
+    assert "set METRICS_TOKEN" in done.stderr
+
+
+def test_entrypoint_opens_metrics_with_a_token_file(tmp_path: Path, fake_agent: Path) -> None:
+    done = entrypoint(tmp_path, fake_agent, EDGE_AGENT_PROFILE="shelf-usb", EDGE_AGENT__HTTP__HOST="0.0.0.0",
+                      METRICS_TOKEN="s3cret-scrape")  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    token = tmp_path / "tls" / "metrics_token"
+    assert f"EDGE_AGENT__HTTP__TOKEN_FILE={token}" in done.stdout
+    assert token.read_text().strip() == "s3cret-scrape" and token.stat().st_mode & 0o077 == 0
+
+
+def test_smoke_check_runs_onnx_files_through_openvino_too(tmp_path: Path) -> None:
+    pytest.importorskip("openvino")
+    shutil.copytree(TINY, tmp_path / "tiny-classifier")
+    done = smoke(tmp_path, "--runtimes", "onnxruntime,openvino")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "OK   import openvino" in done.stdout and "(openvino): openvino" in done.stdout

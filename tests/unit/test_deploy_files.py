@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "tests" / "schemas"
 DEPLOY = ROOT / "deploy"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "edge-agent.json"
-COMPOSE_FILES = [DEPLOY / "docker-compose.site.yml", DEPLOY / "balena" / "docker-compose.yml"]
+COMPOSE_FILES = [DEPLOY / "docker-compose.site.yml", DEPLOY / "balena" / "docker-compose.yml",
+                 DEPLOY / "jetson" / "docker-compose.yml"]  # fmt: skip
 PROFILES = sorted((DEPLOY / "profiles").glob("*.yaml"))
 
 
@@ -64,9 +65,19 @@ def test_balena_compose_keeps_to_what_balena_supports() -> None:
     assert errors(compose, "balena-compose.subset.json") == []
     agent = compose["services"]["agent"]
     assert agent["labels"]["io.balena.update.strategy"] == "download-then-kill"
-    mounts = dict(v.split(":")[::-1][:2][::-1] for v in agent["volumes"])
-    assert {"outbox", "models"} <= set(mounts)
-    assert mounts["outbox"] == "/data" and mounts["models"] == "/models"
+    # One named volume for config, outbox, TLS files and delivered models: nothing left orphaned on update.
+    assert agent["volumes"] == ["edge-data:/data"] and list(compose["volumes"]) == ["edge-data"]
+    # No hard-coded camera node: the host's /dev, the camera chosen by the pipeline's source.device.
+    assert "devices" not in agent and agent["privileged"] is True
+    assert "EDGE_AGENT__HTTP__HOST" not in agent["environment"]
+
+
+def test_jetson_compose_runs_with_the_nvidia_runtime_and_one_data_volume() -> None:
+    compose = load_yaml(DEPLOY / "jetson" / "docker-compose.yml")
+    agent = compose["services"]["agent"]
+    assert agent["runtime"] == "nvidia" and agent["build"]["dockerfile"] == "Dockerfile.jetson"
+    assert "edge-data:/data" in agent["volumes"] and list(compose["volumes"]) == ["edge-data"]
+    assert agent["environment"]["EDGE_AGENT__HTTP__HOST"] == "${EDGE_AGENT__HTTP__HOST:-127.0.0.1}"
 
 
 def test_balena_compose_schema_rejects_bind_mounts_and_secrets() -> None:
@@ -117,13 +128,13 @@ def test_balena_fleet_variables_make_a_valid_config_with_each_pi_profile(profile
 def test_profiles_are_valid_configs_once_the_device_variables_are_set(profile: Path) -> None:
     env = {"EDGE_AGENT__DEVICE__SITE": "shop-1", "EDGE_AGENT__DEVICE__ID": "pi-01", "EDGE_AGENT__MQTT__HOST": "broker"}
     config = load_config(profile, env)
-    assert config.http.host == "0.0.0.0"
+    assert config.http.host == "127.0.0.1" and config.http.token_file is None
     assert str(config.outbox.path).startswith("/data/")
     assert config.mqtt is not None and config.mqtt.tls is not None
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
-def test_profiles_match_the_models_the_image_ships(profile: Path, tmp_path: Path) -> None:
+def test_profiles_match_the_models_the_image_ships(profile: Path, tmp_path: Path, accept_cpu: dict[str, str]) -> None:
     """`edge-agent check` on each profile, /opt/edge-agent/models/<name> mapped to models/<name> as the image has it."""
     shipped = Path(yaml.safe_load(profile.read_text())["pipelines"][0]["model"]["path"])
     local = ROOT / "models" / shipped.name
@@ -132,9 +143,35 @@ def test_profiles_match_the_models_the_image_ships(profile: Path, tmp_path: Path
     ca = tmp_path / "ca.crt"
     ca.write_text("placeholder: check only tests that the file exists")
     env = {"EDGE_AGENT__DEVICE__SITE": "shop-1", "EDGE_AGENT__DEVICE__ID": "pi-01", "EDGE_AGENT__MQTT__HOST": "broker",
-           "EDGE_AGENT__MQTT__TLS__CA_FILE": str(ca), "EDGE_AGENT__PIPELINES__0__MODEL__PATH": str(local)}  # fmt: skip
+           "EDGE_AGENT__MQTT__TLS__CA_FILE": str(ca), "EDGE_AGENT__PIPELINES__0__MODEL__PATH": str(local),
+           **(accept_cpu if "jetson" in profile.name else {})}  # fmt: skip
     config = check_config(profile, env)
     assert config.pipelines[0].model.path == local
+
+
+@pytest.fixture
+def accept_cpu() -> dict[str, str]:
+    """This machine has no GPU: the Jetson profile is checked with an explicit CPU fallback."""
+    return {"EDGE_AGENT__PIPELINES__0__MODEL__RUNTIME__FALLBACK": "cpu"}
+
+
+def test_check_refuses_the_jetson_profile_on_a_machine_without_tensorrt(tmp_path: Path) -> None:
+    """`check` refuses what `run` would: a TensorRT profile never falls back to the CPU silently."""
+    from edge_agent.errors import ConfigError
+    from edge_agent.runtime.onnx import available_providers
+
+    if "TensorrtExecutionProvider" in available_providers():
+        pytest.skip("this machine has TensorRT")
+    ca = tmp_path / "ca.crt"
+    ca.write_text("placeholder")
+    env = {"EDGE_AGENT__DEVICE__SITE": "s", "EDGE_AGENT__DEVICE__ID": "j1", "EDGE_AGENT__MQTT__HOST": "broker",
+           "EDGE_AGENT__MQTT__TLS__CA_FILE": str(ca),
+           "EDGE_AGENT__PIPELINES__0__MODEL__PATH": str(ROOT / "models" / "defect-synthetic")}  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        check_config(DEPLOY / "profiles" / "defect-csi-jetson.yaml", env)
+    text = str(caught.value)
+    assert "pipelines.0.model.runtime.providers" in text and "TensorrtExecutionProvider" in text
+    assert "fallback: cpu" in text
 
 
 # ---------------------------------------------------------------- Prometheus targets
