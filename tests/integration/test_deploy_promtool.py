@@ -31,7 +31,8 @@ def in_place(tmp_path: Path, targets: Path = PROMETHEUS / "targets") -> Path:
     assert "/etc/prometheus/targets/devices.yml" in text and "/run/secrets/metrics_token" in text
     (tmp_path / "metrics_token").write_text("token\n")
     text = text.replace("/etc/prometheus/targets/", f"{targets}/")
-    (tmp_path / "prometheus.yml").write_text(text.replace("/run/secrets/metrics_token", str(tmp_path / "metrics_token")))
+    text = text.replace("/run/secrets/metrics_token", str(tmp_path / "metrics_token"))
+    (tmp_path / "prometheus.yml").write_text(text)
     return tmp_path / "prometheus.yml"
 
 

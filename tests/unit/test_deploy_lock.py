@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11; the images and CI run 3.11
 
 ROOT = Path(__file__).resolve().parents[2]
 CONSTRAINTS = ROOT / "docker" / "constraints"
