@@ -23,6 +23,7 @@ DELEGATED: dict[tuple[str, ...], tuple[str, str]] = {
     ("fit", "sensor"): ("edge_agent.tasks.sensor.fit", "main"),
     ("fit", "defect"): ("edge_agent.tasks.defect.fit", "main"),
     ("zones",): ("edge_agent.tasks.shelf.zones", "main"),
+    ("models", "import"): ("edge_agent.models_import", "main"),
     ("bench",): ("bench.cli", "main"),
 }
 

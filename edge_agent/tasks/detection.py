@@ -1,4 +1,4 @@
-"""Object detection decoders (YOLOv5, YOLOv8/11, end-to-end YOLO, TFLite SSD) and a vectorised class-aware NMS.
+"""Object detection decoders (YOLOv5, YOLOv8/11, end-to-end YOLO, YOLOX, TFLite SSD) and a vectorised class-aware NMS.
 
 Every decoder turns a model's raw float outputs into `Detections` per image, with boxes as
 x1, y1, x2, y2 in model-input pixels; the task maps them back to the frame with its Letterbox.
@@ -59,11 +59,12 @@ class DecodeSpec:
     normalized_boxes: bool = False
     label_offset: int = 0
     ssd_outputs: tuple[str, ...] = ("boxes", "classes", "scores", "count")
+    strides: tuple[int, ...] = (8, 16, 32)
 
     @staticmethod
     def from_manifest(manifest: Manifest, **overrides: Any) -> DecodeSpec:
         """thresholds: score, iou; params: normalized_boxes, pre_nms_top_k, max_detections,
-        class_agnostic, label_offset, ssd_outputs (names of the four SSD outputs in order)."""
+        class_agnostic, label_offset, ssd_outputs (names of the four SSD outputs in order), strides (YOLOX)."""
         spec = manifest.inputs[0]
         if spec.layout == "NCHW" and len(spec.shape) == 4:
             height, width = spec.shape[2], spec.shape[3]
@@ -84,8 +85,9 @@ class DecodeSpec:
         for key in ("pre_nms_top_k", "max_detections", "class_agnostic", "normalized_boxes", "label_offset"):
             if key in params:
                 values[key] = params[key]
-        if "ssd_outputs" in params:
-            values["ssd_outputs"] = tuple(params["ssd_outputs"])
+        for key in ("ssd_outputs", "strides"):
+            if key in params:
+                values[key] = tuple(params[key])
         values.update(overrides)
         return DecodeSpec(**values)
 
@@ -236,16 +238,53 @@ def decode_yolov5(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detec
     """YOLOv5/YOLOv7 style: [batch, N, 5 + nc] rows of cx, cy, w, h, objectness, class scores."""
     out = _only_output(outputs, "yolov5")
     _check_classes(out.shape[2] - 5, spec, "yolov5", "[1, N, 5+nc]")
-    results = []
-    for image_rows in out:
-        # Objectness alone bounds the final score: drop most rows before touching the class columns.
-        rows = image_rows[image_rows[:, 4] >= spec.score_threshold]
-        cls_scores = rows[:, 5:] * rows[:, 4:5]
-        classes = cls_scores.argmax(axis=1)
-        scores = cls_scores[np.arange(len(rows)), classes]
-        boxes = _to_pixels(xywh_to_xyxy(rows[:, :4]), spec)
-        results.append(select(boxes, scores, classes, spec))
-    return results
+    return [_objectness_rows(image_rows, spec) for image_rows in out]
+
+
+def _objectness_rows(image_rows: np.ndarray, spec: DecodeSpec, grid: np.ndarray | None = None) -> Detections:
+    """Rows of cx, cy, w, h, objectness, class scores; with a grid (YOLOX), boxes are still cell offsets."""
+    # Objectness alone bounds the final score: drop most rows before touching the class columns.
+    passing = np.flatnonzero(image_rows[:, 4] >= spec.score_threshold)
+    rows = image_rows[passing]
+    if grid is not None:
+        rows = rows.copy()
+        cells = grid[passing]
+        rows[:, 0:2] = (rows[:, 0:2] + cells[:, 0:2]) * cells[:, 2:3]
+        rows[:, 2:4] = np.exp(np.minimum(rows[:, 2:4], 10.0)) * cells[:, 2:3]
+    cls_scores = rows[:, 5:] * rows[:, 4:5]
+    classes = cls_scores.argmax(axis=1)
+    scores = cls_scores[np.arange(len(rows)), classes]
+    boxes = _to_pixels(xywh_to_xyxy(rows[:, :4]), spec)
+    return select(boxes, scores, classes, spec)
+
+
+_GRIDS: dict[tuple[int, int, tuple[int, ...]], np.ndarray] = {}
+
+
+def yolox_grid(width: int, height: int, strides: tuple[int, ...]) -> np.ndarray:
+    """Rows of cell x, cell y, stride for every output row of a YOLOX head (levels in stride order, row-major)."""
+    key = (width, height, strides)
+    if key not in _GRIDS:
+        levels = []
+        for s in strides:
+            ys, xs = np.meshgrid(np.arange(height // s), np.arange(width // s), indexing="ij")
+            levels.append(np.stack([xs.ravel(), ys.ravel(), np.full(xs.size, s)], 1))
+        _GRIDS[key] = np.concatenate(levels).astype(np.float32)
+    return _GRIDS[key]
+
+
+def decode_yolox(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detections]:
+    """YOLOX (Megvii) exports: [batch, N, 5 + nc] rows of cell offsets x, y, log w, log h, objectness, class
+    scores over the cells of strides ``params.strides`` (8, 16, 32); sigmoids are inside the graph."""
+    out = _only_output(outputs, "yolox")
+    _check_classes(out.shape[2] - 5, spec, "yolox", "[1, N, 5+nc]")
+    grid = yolox_grid(spec.input_width, spec.input_height, spec.strides)
+    if grid.shape[0] != out.shape[1]:
+        raise ModelError(
+            f"decoder yolox: {out.shape[1]} output rows, but a {spec.input_width}x{spec.input_height} input with "
+            f"strides {list(spec.strides)} has {grid.shape[0]} cells; set params.strides in manifest.yaml"
+        )
+    return [_objectness_rows(image_rows, spec, grid) for image_rows in out]
 
 
 def decode_yolov8(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detections]:
@@ -255,11 +294,13 @@ def decode_yolov8(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detec
     results = []
     for cols in out:
         cls_scores = cols[4:]
-        classes = cls_scores.argmax(axis=0)
-        scores = np.take_along_axis(cls_scores, classes[None, :], axis=0)[0]
-        keep = np.flatnonzero(scores >= spec.score_threshold)
+        # A row-wise max is one vectorised pass; the argmax (strided, slow) runs only over rows that pass.
+        best = cls_scores.max(axis=0) if cls_scores.shape[0] > 1 else cls_scores[0]
+        keep = np.flatnonzero(best >= spec.score_threshold)
+        candidates = cls_scores[:, keep]
+        classes = candidates.argmax(axis=0) if candidates.shape[0] > 1 else np.zeros(len(keep), np.int64)
         boxes = _to_pixels(xywh_to_xyxy(cols[:4, keep].T), spec)
-        results.append(select(boxes, scores[keep], classes[keep], spec))
+        results.append(select(boxes, best[keep], classes, spec))
     return results
 
 
@@ -312,6 +353,7 @@ DECODERS: dict[str, Decoder] = {
     "yolov8": decode_yolov8,
     "yolo11": decode_yolov8,
     "yolo_e2e": decode_yolo_e2e,
+    "yolox": decode_yolox,
     "ssd_tflite": decode_ssd_tflite,
 }
 

@@ -61,6 +61,21 @@ def test_yolov5_multiplies_objectness_and_class_score() -> None:
     assert dets.scores.tolist() == pytest.approx([0.72, 0.36])
 
 
+def test_yolox_decodes_cell_offsets_and_log_sizes_per_stride() -> None:
+    spec = DecodeSpec(input_width=64, input_height=64, score_threshold=0.3, num_classes=2)
+    rows = np.zeros((64 + 16 + 4, 7), np.float32)  # cells of strides 8, 16, 32 on a 64x64 input
+    rows[8 * 2 + 3] = [0.5, 0.5, np.log(2.0), np.log(3.0), 0.9, 0.2, 0.8]  # stride 8, cell x=3 y=2
+    rows[64 + 4 * 1 + 2] = [0.0, 0.0, 0.0, 0.0, 0.8, 0.9, 0.1]  # stride 16, cell x=2 y=1
+    rows[80] = [0.5, 0.5, 0.0, 0.0, 0.2, 1.0, 1.0]  # objectness too low
+    (dets,) = get_decoder("yolox")([rows[None]], spec)
+    assert dets.classes.tolist() == [1, 0]
+    assert dets.boxes[0].tolist() == pytest.approx([28 - 8, 20 - 12, 28 + 8, 20 + 12])  # centre (3.5*8, 2.5*8)
+    assert dets.boxes[1].tolist() == pytest.approx([32 - 8, 16 - 8, 32 + 8, 16 + 8])
+    assert dets.scores.tolist() == pytest.approx([0.72, 0.72])
+    with pytest.raises(ModelError, match="params.strides"):
+        get_decoder("yolox")([rows[None, :50]], spec)
+
+
 def test_yolo_e2e_filters_by_score_without_nms() -> None:
     rows = np.zeros((1, 300, 6), np.float32)
     rows[0, 0] = [10, 10, 50, 50, 0.9, 2]
