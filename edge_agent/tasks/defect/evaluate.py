@@ -14,7 +14,7 @@ from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig
 from edge_agent.runtime.manifest import Manifest, load_manifest
 from edge_agent.runtime.registry import load_model
 from edge_agent.tasks.defect import calibrate
-from edge_agent.tasks.preprocess import ImagePreprocessor
+from edge_agent.tasks.defect.scoring import scorer_for
 
 
 @dataclass
@@ -22,10 +22,11 @@ class VariantResult:
     scores: list[float] = field(default_factory=list)
     maps: list[np.ndarray] = field(default_factory=list)
     times_ms: list[float] = field(default_factory=list)
+    threshold: float | None = None  # the loaded variant's fitted threshold
 
 
 def run_variant(model_dir: Path, variant: str, frames: list[np.ndarray], threads: int = 1) -> VariantResult:
-    """Score BGR frames one at a time (preprocess + model), as the task does."""
+    """Score frames (BGR or grey) one at a time (preprocess + model + scoring), as the task does."""
     manifest = load_manifest(model_dir)
     runtime: OnnxRuntimeConfig | LiteRTConfig = (
         LiteRTConfig(kind="litert", threads=threads)
@@ -33,16 +34,14 @@ def run_variant(model_dir: Path, variant: str, frames: list[np.ndarray], threads
         else OnnxRuntimeConfig(intra_op_threads=threads)
     )
     model = load_model(model_dir, variant, runtime)
-    pre = ImagePreprocessor(manifest.inputs[0])
-    names = [o.name for o in manifest.outputs]
-    result = VariantResult()
+    scorer = scorer_for(model)
+    result = VariantResult(threshold=scorer.threshold)
     for frame in frames:
         t0 = time.perf_counter()
-        buffer, _ = pre(frame)
-        outputs = dict(zip(names, model.runtime.run([buffer])))
+        amap, score = scorer.judge(frame)
         result.times_ms.append((time.perf_counter() - t0) * 1000)
-        result.scores.append(float(outputs["score"].ravel()[0]))
-        result.maps.append(outputs["anomaly_map"][0, 0])
+        result.scores.append(score)
+        result.maps.append(amap)
     model.runtime.close()
     return result
 
@@ -52,14 +51,13 @@ def figures(
 ) -> dict[str, Any]:
     """Image AUROC, F1 / false rejects / misses at the manifest threshold, miss rate at 1% FRR, pixel AUROC.
 
-    Masks are at the model input size (None for good parts, which count as all-good pixels).
+    Each map is compared with its mask at the mask's size (None for good parts: all-good pixels).
     """
     scores = np.array(result.scores)
-    h, w = manifest.inputs[0].shape[2], manifest.inputs[0].shape[3]
-    assert h is not None and w is not None
-    maps = [cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR) for m in result.maps]
-    truth = [m if m is not None else np.zeros((h, w), np.uint8) for m in masks]
-    verdict = calibrate.verdicts(scores, labels, manifest.thresholds["score"])
+    truth = [m if m is not None else np.zeros(a.shape, np.uint8) for m, a in zip(masks, result.maps)]
+    maps = [cv2.resize(a, (t.shape[1], t.shape[0]), interpolation=cv2.INTER_LINEAR) for a, t in zip(result.maps, truth)]
+    threshold = result.threshold if result.threshold is not None else manifest.thresholds["score"]
+    verdict = calibrate.verdicts(scores, labels, threshold)
     return {
         "image_auroc": round(calibrate.auroc(scores, labels), 4),
         "f1_at_threshold": round(verdict.f1, 4),

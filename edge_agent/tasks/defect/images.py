@@ -29,26 +29,47 @@ class ImageSet:
     sizes: list[tuple[int, int]] = field(default_factory=list)
 
 
+MASK_FOLDERS = frozenset({"mask", "masks", "gt", "ground_truth", "groundtruth", "label", "labels", "annotations"})
+MASK_SUFFIXES = ("_mask", "_masks", "_label", "_labels", "_gt", "_seg")
+
+
+def is_mask_name(path: Path) -> bool:
+    """A file that data sets and labelling tools write beside the images: Part0_label.bmp, 000_mask.png."""
+    return path.stem.lower().endswith(MASK_SUFFIXES)
+
+
+def _mask_folder_files(folder: Path) -> int:
+    return sum(1 for d in folder.iterdir() if d.is_dir() and d.name.lower() in MASK_FOLDERS for _ in d.rglob("*.*"))
+
+
+def _shown(names: list[str]) -> str:
+    return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
+
+
 def list_images(folder: Path, role: str) -> tuple[list[Path], list[str]]:
-    """Image files in `folder` (sorted) and warnings about what was skipped; DataError if there are none."""
+    """Image files in `folder` (sorted) and warnings about what was skipped; DataError if there are none.
+
+    Masks and labels (`*_mask.png`, `*_label.bmp`, a `masks/` or `gt/` sub-folder) are skipped and counted.
+    """
     if not folder.exists():
         raise DataError(f"{role} folder {folder} does not exist")
     if not folder.is_dir():
         raise DataError(f"{role} folder {folder} is not a folder")
     files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-    images = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    pictures = [p for p in files if p.suffix.lower() in IMAGE_SUFFIXES]
+    images = [p for p in pictures if not is_mask_name(p)]
+    masks = len(pictures) - len(images) + _mask_folder_files(folder)
     others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
-    skipped = ""
-    if others:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        skipped = f"skipped {len(others)} file(s) that are not images ({shown})"
+    notes = [f"skipped {len(others)} file(s) that are not images ({_shown(others)})"] if others else []
+    if masks:
+        notes.append(f"skipped {masks} mask or label file(s) (*_mask, *_label, masks/, gt/)")
     if not images:
         raise DataError(
             f"{role} folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
-            + (f"; {skipped}" if skipped else "")
+            + (f"; {'; '.join(notes)}" if notes else "")
             + f"; put photos of {role} parts there"
         )
-    return images, [f"{role} folder {folder}: {skipped}"] if skipped else []
+    return images, [f"{role} folder {folder}: {'; '.join(notes)}"] if notes else []
 
 
 def parse_roi(text: str) -> Roi:
@@ -73,20 +94,30 @@ def crop_roi(image: np.ndarray, roi: Roi | None, name: str) -> np.ndarray:
     return image[y : y + h, x : x + w]
 
 
+def _looks_like_mask(frame: np.ndarray) -> bool:
+    """All black, or only pure black and white: a segmentation mask, not a photo of a part."""
+    small = frame[::4, ::4]
+    return int(small.max()) == 0 or bool(np.isin(small, (0, 255)).all())
+
+
 def read_images(paths: list[Path], role: str) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """Decode files as BGR; unreadable ones are skipped with a warning instead of stopping the fit."""
-    frames, names, bad = [], [], []
+    """Decode files once: grey files stay one channel (h x w), colour ones BGR; undecodable files and
+    masks (all-black or black-and-white images) are skipped with one warning each."""
+    frames, names, bad, masks = [], [], [], []
     for path in paths:
-        frame = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        frame = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR)
         if frame is None or frame.size == 0:
             bad.append(path.name)
-            continue
-        frames.append(frame)
-        names.append(path.name)
+        elif _looks_like_mask(frame):
+            masks.append(path.name)
+        else:
+            frames.append(frame)
+            names.append(path.name)
     warnings = []
     if bad:
-        shown = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
-        warnings.append(f"{role}: skipped {len(bad)} file(s) that could not be decoded as images ({shown})")
+        warnings.append(f"{role}: skipped {len(bad)} file(s) that could not be decoded as images ({_shown(bad)})")
+    if masks:
+        warnings.append(f"{role}: skipped {len(masks)} all-black or black-and-white mask image(s) ({_shown(masks)})")
     return frames, names, warnings
 
 
@@ -104,8 +135,10 @@ def size_warnings(frames: list[np.ndarray], role: str) -> list[str]:
 
 
 def is_gray(frames: list[np.ndarray]) -> bool:
-    """True when every frame has equal B, G and R (a monochrome camera saved as colour)."""
+    """True when every frame is one channel or has equal B, G and R (a monochrome camera saved as colour)."""
     for frame in frames[:50]:
+        if frame.ndim == 2:
+            continue
         small = frame[::7, ::7].astype(np.int16)
         if np.abs(small[..., 0] - small[..., 1]).max() > 2 or np.abs(small[..., 1] - small[..., 2]).max() > 2:
             return False
@@ -123,6 +156,8 @@ def default_input_size(width: int, height: int, area: int = 160 * 160, multiple:
 def to_model_size(frame: np.ndarray, size: tuple[int, int], channels: int) -> np.ndarray:
     """Resize a BGR frame to (width, height) and keep 1 (grey) or 3 channels, as the preprocessor will."""
     resized = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+    if resized.ndim == 2:
+        return np.asarray(resized[..., None] if channels == 1 else cv2.cvtColor(resized, cv2.COLOR_GRAY2BGR))
     if channels == 1:
         return np.asarray(cv2.cvtColor(resized, cv2.COLOR_BGR2GRAY)[..., None])
     return np.asarray(resized)
@@ -136,7 +171,10 @@ def load_folder(
     frames, names, more = read_images(paths, role)
     warnings += more
     if not frames:
-        raise DataError(f"{role} folder {folder}: none of the {len(paths)} image file(s) could be decoded")
+        raise DataError(
+            f"{role} folder {folder}: none of the {len(paths)} image file(s) is a usable photo"
+            f" ({'; '.join(w.split(': ', 1)[1] for w in more)}); put photos of {role} parts there"
+        )
     frames = [crop_roi(f, roi, n) for f, n in zip(frames, names)]
     warnings += size_warnings(frames, role)
     if size is None:

@@ -15,9 +15,9 @@ from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import EventDraft, Item, Task, TaskContext, TaskOutput
 from edge_agent.tasks.defect.config import DefectTaskConfig
 from edge_agent.tasks.defect.overlay import bounded_jpeg, defect_box, overlay
+from edge_agent.tasks.defect.scoring import scorer_for
 from edge_agent.tasks.defect.shifts import ShiftCounter, ShiftSchedule, resolve_timezone
 from edge_agent.tasks.defect.trigger import TriggerGate
-from edge_agent.tasks.preprocess import ImagePreprocessor
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,8 @@ class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
     def __init__(self, config: DefectTaskConfig, model: LoadedModel, context: TaskContext) -> None:
         super().__init__(config, model, context)
         manifest = model.manifest
-        self._pre = ImagePreprocessor(manifest.inputs[0])
-        names = [o.name for o in manifest.outputs]
-        if "anomaly_map" not in names or "score" not in names:
-            raise ModelError(f"model {manifest.name!r}: a defect model needs outputs anomaly_map and score: {names}")
-        self._map_index, self._score_index = names.index("anomaly_map"), names.index("score")
-        threshold = config.threshold if config.threshold is not None else manifest.thresholds.get("score")
+        self._scorer = scorer_for(model)  # patch features + memory bank, or a model that outputs its own map
+        threshold = config.threshold if config.threshold is not None else self._scorer.threshold
         if threshold is None:
             raise ModelError(f"model {manifest.name!r} has no thresholds.score; set task.threshold in the config")
         self.threshold = float(threshold)
@@ -77,8 +73,7 @@ class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
             return []
         roi_image = self._crop(item.data)
         self._current = _Current(item_id, roi_image)
-        buffer, _ = self._pre(roi_image)
-        return [buffer]
+        return [self._scorer.preprocess(roi_image)]
 
     def run(self, inputs: list[np.ndarray]) -> list[np.ndarray]:
         return self.model.runtime.run(inputs) if inputs else []
@@ -86,9 +81,8 @@ class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
     def decode(self, outputs: list[np.ndarray], items: Sequence[Item]) -> list[DefectDecoded]:
         if not outputs:
             return [DefectDecoded(skipped=True)]
-        amap = np.asarray(outputs[self._map_index], dtype=np.float32)
-        score = float(np.asarray(outputs[self._score_index]).ravel()[0])
-        return [DefectDecoded(score, amap.reshape(amap.shape[-2:]).copy())]
+        amap, score = self._scorer.decode(outputs)
+        return [DefectDecoded(score, amap)]
 
     def logic(self, decoded: DefectDecoded, item: Item) -> TaskOutput:
         current = self._current

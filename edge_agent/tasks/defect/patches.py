@@ -1,0 +1,110 @@
+"""Patch-feature anomaly scoring (PatchCore-style), vectorised numpy shared by the fit and the daemon.
+
+The backbone file returns NHWC feature maps at strides 8 and 16. Each map is averaged over 3 x 3
+neighbours (a patch sees its surroundings), the stride-16 map is brought to the stride-8 grid, each
+layer is scaled by a weight fixed at fit time (so both layers count alike), and every patch is compared
+with its nearest neighbour in a bounded memory bank of good-part patches. The distance map, smoothed
+over 3 x 3 cells, is the anomaly map; its maximum is the image score.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edge_agent.errors import ModelError
+from edge_agent.runtime.manifest import Manifest, sha256_file
+
+BANK_FILE = "memory_bank_{variant}.npy"
+DECODER = "patch_knn"
+
+
+def _box3(fmap: np.ndarray) -> np.ndarray:
+    """3 x 3 mean of an h x w x c float map, edge cells repeated (separable sums; any channel count)."""
+    p = np.pad(fmap, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    rows = p[:-2] + p[1:-1] + p[2:]
+    out: np.ndarray = (rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]) * np.float32(1.0 / 9.0)
+    return out
+
+
+def embed(maps: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+    """(h8 * w8) x D patch features from [1 x h8 x w8 x c8, 1 x h16 x w16 x c16] backbone outputs."""
+    fine = maps[0][0].astype(np.float32, copy=False)
+    h, w = fine.shape[:2]
+    parts = [_box3(fine) * weights[0]]
+    for k, fmap in enumerate(maps[1:], start=1):
+        coarse = _box3(fmap[0].astype(np.float32, copy=False)) * weights[k]
+        ry, rx = -(-h // coarse.shape[0]), -(-w // coarse.shape[1])
+        parts.append(np.repeat(np.repeat(coarse, ry, axis=0), rx, axis=1)[:h, :w])
+    return np.ascontiguousarray(np.concatenate(parts, axis=2).reshape(h * w, -1))
+
+
+def nearest_distance(patches: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray | None = None) -> np.ndarray:
+    """Euclidean distance of each patch to its nearest bank row (one matrix product, no Python loop)."""
+    sq = bank_sq if bank_sq is not None else np.einsum("ij,ij->i", bank, bank)
+    d2 = sq[None, :] - 2.0 * (patches @ bank.T)
+    nearest = d2.min(axis=1) + np.einsum("ij,ij->i", patches, patches)
+    out: np.ndarray = np.sqrt(np.maximum(nearest, 0.0))
+    return out
+
+
+def smooth(distances: np.ndarray, h: int, w: int) -> np.ndarray:
+    return np.asarray(cv2.blur(distances.reshape(h, w).astype(np.float32), (3, 3), borderType=cv2.BORDER_REFLECT))
+
+
+def patch_map(patches: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray, h: int, w: int) -> np.ndarray:
+    """The smoothed h x w distance map of one image's patches; its maximum is the image score."""
+    return smooth(nearest_distance(patches, bank, bank_sq), h, w)
+
+
+@dataclass
+class PatchScorer:
+    """Turns backbone outputs into (anomaly map 0..1, score): the `patch_knn` decoder of a defect model."""
+
+    bank: np.ndarray
+    weights: np.ndarray
+    map_scale: float
+
+    def __post_init__(self) -> None:
+        self.bank = np.ascontiguousarray(self.bank, dtype=np.float32)
+        self._bank_sq = np.einsum("ij,ij->i", self.bank, self.bank)
+
+    def raw_map(self, maps: list[np.ndarray]) -> np.ndarray:
+        """The smoothed distance map in feature units (h8 x w8)."""
+        h, w = maps[0].shape[1:3]
+        return patch_map(embed(maps, self.weights), self.bank, self._bank_sq, h, w)
+
+    def __call__(self, maps: list[np.ndarray]) -> tuple[np.ndarray, float]:
+        raw = self.raw_map(maps)
+        return np.clip(raw / self.map_scale, 0.0, 1.0), float(raw.max())
+
+
+def variant_params(manifest: Manifest, variant: str) -> dict[str, Any]:
+    """The bank, threshold and map scale that the fit wrote for one backbone file."""
+    entry = (manifest.params.get("variants") or {}).get(variant)
+    if not isinstance(entry, dict):
+        raise ModelError(f"model {manifest.name!r}: no memory bank for variant {variant!r}; fit the model again")
+    return entry
+
+
+def load_scorer(model_dir: Path, manifest: Manifest, variant: str) -> PatchScorer:
+    """The variant's memory bank named in the manifest, checked against its sha256."""
+    entry = variant_params(manifest, variant)
+    info = entry.get("memory_bank") or {}
+    path = model_dir / str(info.get("path", BANK_FILE))
+    if not path.is_file():
+        raise ModelError(f"{path}: the memory bank listed in {model_dir / 'manifest.yaml'} is missing")
+    if sha256_file(path) != info.get("sha256"):
+        raise ModelError(f"{path}: sha256 does not match the manifest; restore the model folder or fit it again")
+    try:
+        bank = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"{path}: not a readable .npy memory bank: {exc}") from exc
+    weights = np.asarray(manifest.params.get("layer_weights", []), np.float32)
+    if bank.ndim != 2 or len(weights) != len(manifest.outputs):
+        raise ModelError(f"{path}: memory bank shape {bank.shape} does not fit the manifest's outputs")
+    return PatchScorer(bank, weights, float(entry.get("map_scale", 1.0)))
