@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +22,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent.broker import EmbeddedBroker, free_port
 from edge_agent.check import check_config
-from edge_agent.config import MqttConfig
+from edge_agent.config import AgentConfig, MqttConfig
+from edge_agent.tasks.sensor.dataio import parse_time
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo.yaml"
@@ -91,7 +96,11 @@ def summarise(body: dict[str, Any]) -> str:
 
 
 def start_service(host: str, port: int) -> subprocess.Popen[bytes] | None:
-    """roi_service beside the agent, when it is installed (extra `cloud`), on its own SQLite file."""
+    """roi_service beside the agent, when it is installed (extra `cloud`), on a fresh SQLite file.
+
+    Returns once the service's MQTT consumer is connected and subscribed, so it stores every result the
+    agent then publishes. Prints the dashboard's URL with a one-click login link for this run.
+    """
     exe = shutil.which("roi-service") or str(Path(sys.executable).parent / "roi-service")
     if not Path(exe).exists():
         logger.info("roi_service is not installed (pip install -e '.[cloud]'); the demo runs without it")
@@ -100,17 +109,59 @@ def start_service(host: str, port: int) -> subprocess.Popen[bytes] | None:
     if not _port_free(http_port):
         http_port = free_port()
     Path("var").mkdir(exist_ok=True)
+    link = secrets.token_urlsafe(16)
     env = {
         **os.environ,
         "ROI_MQTT_HOST": host,
         "ROI_MQTT_PORT": str(port),
         "ROI_TOKEN": os.environ.get("ROI_TOKEN", "demo-token"),
-        "ROI_DATABASE_URL": os.environ.get("ROI_DATABASE_URL", "sqlite:///var/roi-demo.db"),
+        "ROI_DATABASE_URL": os.environ.get("ROI_DATABASE_URL") or _fresh_demo_db(Path("var/roi-demo.db")),
+        "ROI_DEMO_LOGIN_LINK": link,
     }
     subprocess.run([exe, "migrate"], env=env, check=False, capture_output=True)
     proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(http_port)], env=env)
-    print(f"roi_service dashboard: http://127.0.0.1:{http_port}/ (token: {env['ROI_TOKEN']})", flush=True)
+    if not _wait_subscribed(http_port, proc):
+        logger.warning("roi_service did not report a broker connection within 60 s; early results may be missed")
+    print(
+        f"roi_service dashboard: http://127.0.0.1:{http_port}/login/link/{link}  "
+        f"(or http://127.0.0.1:{http_port}/ with token {env['ROI_TOKEN']})",
+        flush=True,
+    )
     return proc
+
+
+def _fresh_demo_db(path: Path) -> str:
+    """Each demo starts from an empty database, so its figures rest on this run's data alone."""
+    for leftover in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        leftover.unlink(missing_ok=True)
+    return f"sqlite:///{path}"
+
+
+def _wait_subscribed(http_port: int, proc: subprocess.Popen[bytes], timeout_s: float = 60.0) -> bool:
+    """Poll the service's /metrics until its MQTT consumer is connected (it subscribes on connect)."""
+    deadline = time.monotonic() + timeout_s
+    url = f"http://127.0.0.1:{http_port}/metrics"
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if "roi_ingest_connected 1.0" in response.read().decode():
+                    return True
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.2)
+    return False
+
+
+def prepare_replays(config: AgentConfig, var: Path, now: float | None = None) -> None:
+    """Sensor CSVs re-timestamped to end when their replay ends (so they fall in the dashboard's periods);
+    image folders looped so the line and the shelf keep going until the demo is stopped."""
+    start = time.time() if now is None else now
+    for pc in config.pipelines:
+        src: Any = pc.source
+        if src.kind == "csv":
+            src.path = retimestamp_csv(src.path, var / f"{pc.name}-replay.csv", src.timestamp_column, src.speed, start)
+        elif src.kind == "folder":
+            src.loop = True
 
 
 def _port_free(port: int) -> bool:
@@ -118,7 +169,27 @@ def _port_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def retimestamp_csv(source: Path, target: Path, column: str, speed: float, start: float) -> Path:
+    """A copy of a sensor CSV whose last sample falls when a replay begun at `start` reaches it."""
+    with source.open(newline="") as handle:
+        rows = list(csv.reader(handle))
+    header, body = rows[0], [r for r in rows[1:] if r]
+    ts_index = header.index(column)
+    stamps = [parse_time(r[ts_index]) for r in body]
+    span = stamps[-1] - stamps[0]
+    shift = start + (span / speed if speed > 0 else 0.0) - stamps[-1]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        for row, ts in zip(body, stamps):
+            row[ts_index] = datetime.fromtimestamp(ts + shift, timezone.utc).isoformat().replace("+00:00", "Z")
+            writer.writerow(row)
+    return target
+
+
 def run_demo(config_path: Path | None, seconds: float, with_service: bool = True) -> int:
+    """Run the demo for `seconds` (0: until Ctrl-C), with roi_service subscribed before the agent starts."""
     from edge_agent.cli import run_app
 
     path = config_path or DEFAULT_CONFIG
@@ -132,10 +203,9 @@ def run_demo(config_path: Path | None, seconds: float, with_service: bool = True
     assert config.mqtt is not None
     service = start_service(config.mqtt.host, config.mqtt.port) if with_service else None
     view = OperatorView(config.mqtt.host, config.mqtt.port)
-    print(
-        f"demo: {len(config.pipelines)} pipeline(s) for up to {seconds:g}s; watching edge/v1/# as an operator would",
-        flush=True,
-    )
+    until = f"for {seconds:g}s" if seconds else "until Ctrl-C"
+    print(f"demo: {len(config.pipelines)} pipeline(s) {until}; watching edge/v1/# as an operator would", flush=True)
+    prepare_replays(config, Path("var"))  # now: the service is up, the replay starts at once
     try:
         code = run_app(config, seconds=seconds)
         time.sleep(1.0)

@@ -123,13 +123,32 @@ def _serve(args: argparse.Namespace, settings: ServiceSettings, engine: Any) -> 
     metrics = ServiceMetrics()
     consumer = None if args.no_ingest else _start_ingest(settings, engine, metrics)
     token = settings.token.get_secret_value() if settings.token else None
-    app = create_app(engine, token, metrics, default_period=args.period)
+    # `edge-agent demo` sets a one-run login link; nothing else does (it opens a session without the token).
+    login_link = os.environ.get("ROI_DEMO_LOGIN_LINK") or None
+    try:
+        policy = _sample_policy(os.environ.get("ROI_MIN_SAMPLE_DAYS"))
+    except UsageError as exc:
+        print(f"roi-service: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(engine, token, metrics, default_period=args.period, login_link=login_link, sample_policy=policy)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     finally:
         if consumer is not None:
             consumer.stop()
     return 0
+
+
+def _sample_policy(min_days: str | None) -> Any:
+    """ROI_MIN_SAMPLE_DAYS: days of data before the dashboard extrapolates to a month (default 7)."""
+    from roi_service.calc.evidence import SamplePolicy
+
+    if not min_days:
+        return SamplePolicy()
+    try:
+        return SamplePolicy(min_days=float(min_days))
+    except ValueError as exc:
+        raise UsageError(f"ROI_MIN_SAMPLE_DAYS={min_days!r} must be a number of days >= 0") from exc
 
 
 def _ingest(settings: ServiceSettings, engine: Any) -> int:

@@ -5,6 +5,7 @@ Beside the windowed rows, each device's latest benchmark (kpi_bench) comes with 
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -13,6 +14,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine
 
+from roi_service.calc.evidence import Sample, percentile_band, poisson_band, wilson_band
 from roi_service.kpi_bench import DeviceBenchmark, device_benchmarks
 from roi_service.kpi_data import DeviceKey, Scope, Window, load_benchmarks, load_window
 
@@ -67,6 +69,9 @@ class KpiRow(BaseModel):
     trend: Literal["up", "down", "flat", "n/a"]
     status: Literal["ok", "below_target", "no_data", "info"]
     series: list[float | None] = Field(default_factory=list)
+    sample: str = Field("", description="What the current value rests on: items and hours of data.")
+    low: float | None = Field(None, description="95% band of the current value, where one is computable.")
+    high: float | None = None
 
 
 @dataclass
@@ -162,14 +167,22 @@ def _backlog(window: Window, start: datetime, end: datetime) -> float | None:
     return float(sum(latest.values())) if latest else None
 
 
+def _data_minutes(window: Window, start: datetime, end: datetime) -> float:
+    """Minutes the slice's results actually span (a two-minute demo is two minutes, not a 24 h window)."""
+    lo, hi = bisect_left(window.results.times, start), bisect_left(window.results.times, end)
+    if hi - lo < 2:
+        return 0.0
+    return (window.results.times[hi - 1] - window.results.times[lo]).total_seconds() / 60
+
+
 def values(window: Window, start: datetime, end: datetime) -> dict[str, float | None]:
     results = window.results.between(start, end)
-    minutes = (end - start).total_seconds() / 60
+    minutes = _data_minutes(window, start, end)
     flagged = [r[1] for r in results if r[1] is not None]
     out: dict[str, float | None] = dict(_latency(window, start, end))
     if out["under_target_share"] is not None:
         out["under_target_share"] = 100.0 * out["under_target_share"]
-    out["throughput_per_min"] = len(results) / minutes if minutes > 0 else None
+    out["throughput_per_min"] = (len(results) - 1) / minutes if minutes > 0 else (0.0 if not results else None)
     out["uptime_pct"] = _uptime(window, start, end)
     out["model_accuracy"] = _model_accuracy(window)
     out["operator_precision"] = _feedback(window, start, end)
@@ -224,10 +237,15 @@ def kpi_report(
     series = [values(window, start + i * step, start + (i + 1) * step) for i in range(buckets)]
     report = KpiReport(scope, start, end)
     report.benchmarks = device_benchmarks(load_benchmarks(engine, scope, end), scope, targets.latency_ms)
+    bands = evidence(window, start, end)
     for kpi in KPIS:
         target = _target(kpi, targets)
+        sample, band = bands.get(kpi.key, ("", None))
         report.rows.append(
             KpiRow(
+                sample=sample,
+                low=None if band is None else band[0],
+                high=None if band is None else band[1],
                 key=kpi.key,
                 label=kpi.label,
                 unit=kpi.unit,
@@ -240,6 +258,36 @@ def kpi_report(
             )
         )
     return report
+
+
+Band = tuple[float, float] | None
+
+
+def evidence(window: Window, start: datetime, end: datetime) -> dict[str, tuple[str, Band]]:
+    """Per KPI: the sample under its current value and a 95% band (None where no band applies)."""
+    results = window.results.between(start, end)
+    lo = bisect_left(window.results.times, start)
+    times = window.results.times[lo : lo + len(results)]
+    sample = Sample(len(results), times[0] if times else None, times[-1] if times else None).describe()
+    timings = sorted(float(r[0]) for r in results if r[0] is not None)
+    flagged = [bool(r[1]) for r in results if r[1] is not None]
+    verdicts = [window.verdicts.get(row[1]) for row in window.events.between(start, end)]
+    judged = verdicts.count("confirmed") + verdicts.count("false_alarm")
+    minutes = _data_minutes(window, start, end)
+    out: dict[str, tuple[str, Band]] = {
+        f"latency_{q}_ms": (sample, percentile_band(timings, int(q[1:]) / 100)) for q in ("p50", "p95", "p99")
+    }
+    out["under_target_share"] = (sample, _pct(wilson_band(sum(t < 100.0 for t in timings), len(timings))))
+    throughput = poisson_band(len(results))
+    out["throughput_per_min"] = (sample, (throughput[0] / minutes, throughput[1] / minutes) if minutes else None)
+    out["flag_rate"] = (sample, _pct(wilson_band(sum(flagged), len(flagged))))
+    out["operator_precision"] = (f"{judged} events judged", _pct(wilson_band(verdicts.count("confirmed"), judged)))
+    out["uptime_pct"] = (sample, None)
+    return out
+
+
+def _pct(band: Band) -> Band:
+    return None if band is None else (100.0 * band[0], 100.0 * band[1])
 
 
 def latency_histogram(window: Window, bin_ms: float = 10.0, max_ms: float = 200.0) -> tuple[list[float], list[int]]:

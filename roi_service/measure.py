@@ -1,12 +1,18 @@
-"""What the devices measured for a use case: the bridge between stored messages and the ROI arithmetic."""
+"""What the devices measured for a use case: the bridge between stored messages and the ROI arithmetic.
+
+Rates are taken over the data's own time range (first to last result or event in the window), never
+over the window's length, so 24 h and 7 d views of the same two minutes give the same rate; the sample
+and a 95% band travel with every figure, and a monthly figure is refused below the policy's minimum.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from roi_service.calc.evidence import Sample, SamplePolicy, poisson_band
 from roi_service.calc.readiness import impact_score
 from roi_service.calc.roi import CATCH_EVENTS, Measured, UseCaseParams, UseCaseRoi, use_case_roi
 from roi_service.kpi import online_seconds
@@ -21,6 +27,12 @@ def scope_of(params: UseCaseParams) -> Scope:
     return Scope("job", task=params.task)
 
 
+def sample_of(window: Window) -> Sample:
+    """Items (results) and the time range the window's results and events actually cover."""
+    times = window.results.times + window.events.times
+    return Sample(items=len(window.results.rows), first=min(times, default=None), last=max(times, default=None))
+
+
 def measured_from(window: Window, params: UseCaseParams) -> Measured:
     events = window.events.rows
     wanted = CATCH_EVENTS.get(params.task, ())
@@ -32,7 +44,7 @@ def measured_from(window: Window, params: UseCaseParams) -> Measured:
         on, kn = online_seconds(window.transitions[key], window.start, window.end)
         online, known = online + on, known + kn
     return Measured(
-        period_days=(window.end - window.start).total_seconds() / 86400,
+        period_days=sample_of(window).days,
         inferences=len(window.results.rows),
         items=len(window.results.rows),
         catches=len(catches),
@@ -44,22 +56,58 @@ def measured_from(window: Window, params: UseCaseParams) -> Measured:
 
 
 @dataclass(frozen=True)
+class RoiEvidence:
+    """The sample under a use case's figures, how many more days a monthly figure needs, and 95% bands."""
+
+    sample: Sample
+    needs_days: float
+    catches_band: tuple[float, float]  # events counted in the sample
+    savings_band: tuple[float, float] | None  # EUR/month; None while the extrapolation is refused
+
+    @property
+    def refused(self) -> bool:
+        return self.needs_days > 0
+
+
+@dataclass(frozen=True)
 class RankedUseCase:
     params: UseCaseParams
     measured: Measured
     roi: UseCaseRoi
     impact: float
+    evidence: RoiEvidence
 
 
-def evaluate(engine: Engine, params: UseCaseParams, end: datetime, period: timedelta) -> RankedUseCase:
+def savings_band(params: UseCaseParams, measured: Measured) -> tuple[float, float]:
+    """Monthly savings with the catch count at either end of its Poisson band (items are counted exactly)."""
+    low, high = poisson_band(measured.catches)
+    ends = [use_case_roi(params, replace(measured, catches=round(n))).savings_month for n in (low, high)]
+    return min(ends), max(ends)
+
+
+def evaluate(
+    engine: Engine, params: UseCaseParams, end: datetime, period: timedelta, policy: SamplePolicy | None = None
+) -> RankedUseCase:
+    policy = policy or SamplePolicy()
     window = load_window(engine, scope_of(params), end - period, end)
     measured = measured_from(window, params)
+    sample = sample_of(window)
     roi = use_case_roi(params, measured)
-    impact = impact_score(12 * roi.savings_month, params.probability_of_success, params.complexity)
-    return RankedUseCase(params, measured, roi, impact)
+    needs = sample.needs_days(policy) if sample.items else policy.min_days
+    band = None if needs else savings_band(params, measured)
+    evidence = RoiEvidence(sample, needs, poisson_band(measured.catches), band)
+    savings = 0.0 if evidence.refused else roi.savings_month  # ranks on nothing it may not show
+    impact = impact_score(12 * savings, params.probability_of_success, params.complexity)
+    return RankedUseCase(params, measured, roi, impact, evidence)
 
 
-def rank(engine: Engine, use_cases: list[UseCaseParams], end: datetime, period: timedelta) -> list[RankedUseCase]:
+def rank(
+    engine: Engine,
+    use_cases: list[UseCaseParams],
+    end: datetime,
+    period: timedelta,
+    policy: SamplePolicy | None = None,
+) -> list[RankedUseCase]:
     """Use cases evaluated on measured data, highest impact score first."""
-    evaluated = [evaluate(engine, params, end, period) for params in use_cases]
+    evaluated = [evaluate(engine, params, end, period, policy) for params in use_cases]
     return sorted(evaluated, key=lambda item: item.impact, reverse=True)

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from roi_service.api.store import latest_readiness, list_use_cases
+from roi_service.api.store import latest_data_at, latest_readiness, list_use_cases
+from roi_service.calc.evidence import SamplePolicy
 from roi_service.calc.readiness import Readiness, assess
 from roi_service.calc.roadmap import KpiGap, Phase, UseCaseSummary, build_roadmap
 from roi_service.kpi import KpiReport, KpiTargets, kpi_report
@@ -37,8 +38,13 @@ def roadmap_for(report: KpiReport, ranked: list[RankedUseCase], readiness: Readi
         for row in report.rows
         if row.status == "below_target" and row.current is not None and row.target is not None
     ]
-    summaries = [
-        UseCaseSummary(item.params.name, item.impact, item.roi.savings_month, item.roi.payback_months)
+    summaries = [  # a refused extrapolation gives the roadmap no savings to plan on
+        UseCaseSummary(
+            item.params.name,
+            item.impact,
+            0.0 if item.evidence.refused else item.roi.savings_month,
+            None if item.evidence.refused else item.roi.payback_months,
+        )
         for item in ranked
     ]
     return build_roadmap(readiness, summaries, gaps)
@@ -51,35 +57,68 @@ class Overview:
     readiness: Readiness | None
     readiness_name: str | None
     roadmap: list[Phase]
+    moved_to_data: bool = False  # the window ends at the newest data, which is older than the window
 
 
-def overview(engine: Engine, scope: Scope, end: datetime, period: timedelta, targets: KpiTargets) -> Overview:
+def data_end(engine: Engine, scope: Scope, end: datetime, period: timedelta) -> tuple[datetime, bool]:
+    """The window's end: `end`, or just after the newest data when all of it is older than the window."""
+    newest = latest_data_at(engine, scope)
+    if newest is not None and newest < end - period:
+        return newest + timedelta(microseconds=1), True
+    return end, False
+
+
+def overview(
+    engine: Engine,
+    scope: Scope,
+    end: datetime,
+    period: timedelta,
+    targets: KpiTargets,
+    policy: SamplePolicy | None = None,
+) -> Overview:
+    end, moved = data_end(engine, scope, end, period)
     report = kpi_report(engine, scope, end, period, targets)
-    ranked = rank(engine, list_use_cases(engine), end, period)
+    ranked = rank(engine, list_use_cases(engine), end, period, policy)
     stored = latest_readiness(engine)
     readiness = assess(stored[1]) if stored else None
-    return Overview(report, ranked, readiness, stored[0] if stored else None, roadmap_for(report, ranked, readiness))
+    name = stored[0] if stored else None
+    return Overview(report, ranked, readiness, name, roadmap_for(report, ranked, readiness), moved)
+
+
+def _money(value: float | None, refused: bool) -> float | None:
+    return None if refused or value is None else round(value, 2)
 
 
 def roi_row(item: RankedUseCase) -> dict[str, Any]:
-    roi, cloud = item.roi, item.roi.edge_vs_cloud
+    """One use case's figures; every monthly extrapolation is None while the sample is below the minimum."""
+    roi, cloud, ev = item.roi, item.roi.edge_vs_cloud, item.evidence
+    no, ratio = ev.refused, cloud.ratio_after_year1
     return {
         "use_case": item.params.name,
         "task": item.params.task,
         "impact_score": round(item.impact, 2),
-        "benefit_month_eur": round(roi.benefit_month, 2),
+        "sample": ev.sample.describe(),
+        "sample_items": ev.sample.items,
+        "sample_hours": round(ev.sample.hours, 3),
+        "needs_more_days": round(ev.needs_days, 1) if no else None,
+        "catches_sample": item.measured.catches,
+        "catches_sample_band": [round(ev.catches_band[0], 1), round(ev.catches_band[1], 1)],
+        "benefit_month_eur": _money(roi.benefit_month, no),
         "running_cost_month_eur": round(roi.running_cost_month, 2),
-        "savings_month_eur": round(roi.savings_month, 2),
+        "savings_month_eur": _money(roi.savings_month, no),
+        "savings_month_band_eur": None if ev.savings_band is None else [round(v, 2) for v in ev.savings_band],
         "investment_eur": round(roi.investment, 2),
-        "payback_months": None if roi.payback_months is None else round(roi.payback_months, 2),
-        "first_year_net_eur": round(roi.first_year_net, 2),
-        "first_year_roi_pct": None if roi.first_year_roi_pct is None else round(roi.first_year_roi_pct, 1),
-        "catches_month": round(roi.catches_month, 2),
-        "inferences_month": round(cloud.inferences_month, 1),
-        "cloud_cost_month_eur": round(cloud.cloud_cost_month, 2),
+        "payback_months": _money(roi.payback_months, no),
+        "first_year_net_eur": _money(roi.first_year_net, no),
+        "first_year_roi_pct": None if no or roi.first_year_roi_pct is None else round(roi.first_year_roi_pct, 1),
+        "catches_month": _money(roi.catches_month, no),
+        "inferences_month": _money(cloud.inferences_month, no),
+        "cloud_price_per_1k_eur": item.params.cloud_price_per_1k,
+        "cloud_cost_month_eur": _money(cloud.cloud_cost_month, no),
         "edge_cost_month_eur": round(cloud.edge_cost_month, 2),
-        "edge_vs_cloud_after_year1": None if cloud.ratio_after_year1 is None else round(cloud.ratio_after_year1, 4),
-        "edge_target_met": cloud.target_met,
+        "edge_after_year1_month_eur": round(cloud.edge_after_year1_month, 2),
+        "edge_vs_cloud_after_year1": None if no or ratio is None else round(ratio, 4),
+        "edge_target_met": None if no else cloud.target_met,
         "items_measured": item.measured.items,
         "hours_online_measured": round(item.measured.hours_online, 2),
     }

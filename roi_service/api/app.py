@@ -16,6 +16,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from roi_service import __version__
 from roi_service.api import routes, views
 from roi_service.api.auth import COOKIE, DEFAULT_MAX_AGE_S, session_secret
+from roi_service.calc.evidence import SamplePolicy
 from roi_service.kpi import KpiTargets
 from roi_service.metrics import ServiceMetrics
 
@@ -35,6 +36,7 @@ def create_app(
     default_period: str = "7d",
     session_max_age_s: int = DEFAULT_MAX_AGE_S,
     login_link: str | None = None,
+    sample_policy: SamplePolicy | None = None,
 ) -> FastAPI:
     """Build the app; every dependency is an argument so tests hand in their own database, clock and registry."""
     app = FastAPI(
@@ -50,6 +52,7 @@ def create_app(
     app.state.targets = targets or KpiTargets()
     app.state.clock = clock
     app.state.default_period = default_period
+    app.state.sample_policy = sample_policy or SamplePolicy()
     app.state.login_link = login_link  # demo only: a secret path that opens a session without typing the token
     app.add_middleware(
         SessionMiddleware,

@@ -170,7 +170,7 @@ def roadmap(request: Request, w: WindowDep) -> list[dict[str, Any]]:
 
 def _overview(request: Request, w: Window) -> Any:
     state = request.app.state
-    return overview(state.engine, w.scope, w.end, parse_period(w.period_text), state.targets)
+    return overview(state.engine, w.scope, w.end, parse_period(w.period_text), state.targets, state.sample_policy)
 
 
 def _readiness_out(name: str, scores: dict[str, int]) -> dict[str, Any]:

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import Engine, delete, desc, select
+from sqlalchemy import Engine, delete, desc, func, select
 
 from roi_service.calc.readiness import ReadinessScores
 from roi_service.calc.roi import UseCaseParams
 from roi_service.db.engine import insert_for
 from roi_service.db.schema import devices, feedback, messages, readiness, use_cases
+from roi_service.kpi_data import Scope
 
 Verdict = Literal["confirmed", "false_alarm"]
 
@@ -127,3 +128,16 @@ def latest_readiness(engine: Engine) -> tuple[str, ReadinessScores, datetime] | 
     if row is None:
         return None
     return row["name"], ReadinessScores.model_validate_json(row["scores"]), row["created_at"]
+
+
+def latest_data_at(engine: Engine, scope: Scope) -> datetime | None:
+    """When the newest result or event of the scope was captured (None when there is none)."""
+    clauses = [messages.c.kind.in_(("result", "event")), *scope.where(messages)]
+    if scope.task is not None:
+        clauses.append(messages.c.task == scope.task)
+    query = select(func.max(messages.c.captured_at)).where(*clauses)
+    with engine.connect() as conn:
+        value = conn.execute(query).scalar()
+    if isinstance(value, datetime) and value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)  # SQLite gives naive UTC back
+    return value if isinstance(value, datetime) else None

@@ -96,7 +96,11 @@ def _chart_data(view: Overview, histogram: tuple[list[float], list[int]], target
         "histogram": {"edges": histogram[0], "counts": histogram[1], "target_ms": target_ms},
         "kpis": {row.key: row.series for row in view.report.rows},
         "roi": [
-            {"name": item.params.name, "savings": item.roi.savings_month, "payback": item.roi.payback_months}
+            {  # nothing for a use case whose monthly figure is refused (too small a sample)
+                "name": item.params.name,
+                "savings": None if item.evidence.refused else item.roi.savings_month,
+                "payback": None if item.evidence.refused else item.roi.payback_months,
+            }
             for item in view.ranked
         ],
     }
@@ -118,7 +122,7 @@ def dashboard(
     except ValueError as exc:
         return _page(request, "error.html", {"message": str(exc)}, status_code=422)
     end = state.clock()
-    view = overview(state.engine, parsed, end, delta, state.targets)
+    view = overview(state.engine, parsed, end, delta, state.targets, state.sample_policy)
     histogram = latency_histogram(load_window(state.engine, parsed, end - delta, end))
     metrics = state.metrics
     context = {
@@ -130,6 +134,7 @@ def dashboard(
         "events": store.list_events(state.engine, 20),
         "roi_rows": [roi_row(item) for item in view.ranked],
         "criteria": CRITERIA,
+        "min_days": state.sample_policy.min_days,
         "ingest": {
             "stored": sum(s.value for m in metrics.stored.collect() for s in m.samples if s.name.endswith("_total")),
             "duplicates": metrics.sample("roi_ingest_duplicates_total"),

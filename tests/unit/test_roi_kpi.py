@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import Engine
 
+from roi_service.calc.evidence import SamplePolicy
 from roi_service.calc.roi import UseCaseParams
 from roi_service.db.schema import feedback
 from roi_service.ingest.classify import Incoming
@@ -15,6 +16,7 @@ from roi_service.kpi import kpi_report, latency_histogram
 from roi_service.kpi_data import Scope, load_window
 from roi_service.measure import evaluate
 from roi_service.metrics import ServiceMetrics
+from roi_service.overview import roi_row
 from roi_service.simulate import Device, payload
 
 T0 = datetime(2026, 2, 2, 8, 0, tzinfo=timezone.utc)
@@ -71,7 +73,11 @@ def test_kpis_for_the_device_with_targets_and_trends(engine: Engine) -> None:
     assert rows["uptime_pct"].previous == pytest.approx(100.0) and rows["uptime_pct"].trend == "down"
     assert rows["model_accuracy"].current == pytest.approx(0.93)
     assert rows["operator_precision"].current == pytest.approx(80.0)
-    assert rows["throughput_per_min"].current == pytest.approx(100 / 60)
+    # One result every 30 s: the rate over the data's own 49.5 minutes, with its band and sample.
+    assert rows["throughput_per_min"].current == pytest.approx(2.0)
+    assert rows["throughput_per_min"].low < 2.0 < rows["throughput_per_min"].high
+    assert rows["latency_p95_ms"].sample == "100 items over 50 min of data"
+    assert rows["under_target_share"].low < 95 < rows["under_target_share"].high
     assert rows["flag_rate"].current == pytest.approx(10.0)
     assert rows["backlog"].current == 7
     assert rows["replayed"].current == 4
@@ -118,6 +124,28 @@ def test_measured_roi_of_a_use_case(engine: Engine) -> None:
     assert (ranked.measured.confirmed, ranked.measured.false_alarms) == (8, 2)
     assert ranked.measured.items == 100
     assert ranked.measured.hours_online == pytest.approx(55 / 60)
-    months_per_hour = 365.25 / 12 * 24
-    assert ranked.roi.catch_value_month == pytest.approx(8 * 200 * months_per_hour)
+    span_h = ranked.evidence.sample.hours  # the data's own range, not the window's hour
+    assert 0.5 < span_h < 1.0
+    assert ranked.roi.catch_value_month == pytest.approx(8 * 200 * (365.25 / 12 * 24) / span_h)
     assert ranked.roi.payback_months is not None and ranked.roi.payback_months < 1
+    assert ranked.evidence.refused and ranked.evidence.needs_days == pytest.approx(7 - span_h / 24)
+    assert ranked.evidence.savings_band is None
+
+
+def test_monthly_roi_refused_below_the_minimum_sample(engine: Engine) -> None:
+    """An hour of data gives no monthly figure unless the owner lowers the minimum; then it has a band."""
+    _fill(engine)
+    params = UseCaseParams(name="Line inspection", task="defect", escaped_defect_cost=200, hardware_cost=1000)
+    refused = roi_row(evaluate(engine, params, end=T0 + HOUR, period=timedelta(days=7)))
+    assert refused["savings_month_eur"] is None and refused["payback_months"] is None
+    assert refused["first_year_roi_pct"] is None and refused["edge_vs_cloud_after_year1"] is None
+    assert refused["needs_more_days"] == pytest.approx(7.0, abs=0.1)
+    assert refused["sample_items"] == 200 and "200 items over" in refused["sample"]
+    low, high = refused["catches_sample_band"]
+    assert refused["catches_sample"] == 10 and low < 10 < high
+    allowed = roi_row(evaluate(engine, params, T0 + HOUR, timedelta(days=7), SamplePolicy(min_days=0.01)))
+    assert allowed["needs_more_days"] is None and allowed["savings_month_eur"] is not None
+    low, high = allowed["savings_month_band_eur"]
+    assert low < allowed["savings_month_eur"] < high
+    day_view = roi_row(evaluate(engine, params, T0 + HOUR, timedelta(days=1), SamplePolicy(min_days=0.01)))
+    assert day_view["savings_month_eur"] == allowed["savings_month_eur"], "the same data, the same rate"
