@@ -50,3 +50,21 @@ def clip(ranges: Iterable[SeqRange], highest: int, budget: int) -> list[SeqRange
         out.append((first, last))
         budget -= last - first + 1
     return out
+
+
+def subtract(span: SeqRange, covered: Iterable[SeqRange]) -> list[SeqRange]:
+    """The parts of `span` outside every `covered` range."""
+    first, last = span
+    out: list[SeqRange] = []
+    cursor = first
+    for a, b in sorted(covered):
+        if b < cursor or a > last:
+            continue
+        if a > cursor:
+            out.append((cursor, a - 1))
+        cursor = max(cursor, b + 1)
+        if cursor > last:
+            return out
+    if cursor <= last:
+        out.append((cursor, last))
+    return out

@@ -16,6 +16,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from roi_service.config import IngestSettings, MqttSettings
 from roi_service.ingest.classify import Incoming
+from roi_service.ingest.resender import Resender
 from roi_service.ingest.writer import IngestWriter, StorageUnavailable, WriteReport
 
 logger = logging.getLogger(__name__)
@@ -47,6 +48,9 @@ class MqttConsumer:
         self.connected = threading.Event()
         self.subscriptions = 0  # SUBACKs received: one per (re)connection; tests wait on it after an outage
         self.on_batch: Callable[[WriteReport], None] | None = None
+        self.resender: Resender | None = None
+        if self.ingest.resend.enabled:
+            self.resender = Resender(writer.engine, self.ingest.resend, self.publish, self.metrics)
 
     def _make_client(self) -> mqtt.Client:
         s = self.settings
@@ -66,12 +70,22 @@ class MqttConsumer:
         self._thread.start()
         self._client.connect_async(self.settings.host, self.settings.port, keepalive=self.settings.keepalive_s)
         self._client.loop_start()
+        if self.resender is not None:
+            self.resender.start()
         logger.info(
             "ingest consuming %s from %s:%d", self.settings.subscription(), self.settings.host, self.settings.port
         )
 
+    def publish(self, topic: str, payload: bytes) -> bool:
+        """A command to a device (cmd/resend), QoS 1; False while the broker is not connected."""
+        if not self.connected.is_set():
+            return False
+        return self._client.publish(topic, payload, qos=1).rc == mqtt.MQTT_ERR_SUCCESS
+
     def stop(self, timeout_s: float = 10.0) -> None:
         """Disconnect, then let the writer commit what is queued."""
+        if self.resender is not None and self.resender.is_alive():
+            self.resender.stop()
         self._client.disconnect()
         self._client.loop_stop()
         self._queue.put(_STOP)

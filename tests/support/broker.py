@@ -52,7 +52,9 @@ class Broker:
             conf += "persistence false\n"
         if "max_inflight_messages" not in conf:  # unlimited unless the test sets it (Receive Maximum in MQTT 5)
             conf += "\nmax_inflight_messages 0\n"
-        self.conf_path.write_text(user + conf + "max_queued_messages 0\n")
+        if "max_queued_messages" not in conf:  # unlimited unless the test sets a limit
+            conf += "max_queued_messages 0\n"
+        self.conf_path.write_text(user + conf)
         with (self.directory / "mosquitto.log").open("ab") as log:
             self.process = subprocess.Popen([binary, "-c", str(self.conf_path)], stdout=log, stderr=log)
         wait_port(self.port)

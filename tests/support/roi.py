@@ -32,8 +32,9 @@ def pg_url() -> str | None:
 
 
 @contextmanager
-def pg_engine() -> Iterator[Engine]:
-    """A fresh schema inside the test database, dropped afterwards, so parallel runs do not collide."""
+def pg_schema_url() -> Iterator[str]:
+    """A URL whose connections use a fresh schema inside the test database (dropped afterwards), so parallel
+    runs do not collide; a roi_service process can be pointed at it."""
     url = pg_url()
     if url is None:
         pytest.skip("no PostgreSQL: set ROI_TEST_PG_URL or run scripts/ensure_postgres.sh")
@@ -41,15 +42,24 @@ def pg_engine() -> Iterator[Engine]:
     admin = create_engine(url)
     with admin.begin() as conn:
         conn.execute(text(f'create schema "{schema}"'))
-    scoped = create_engine(url, connect_args={"options": f"-csearch_path={schema}"}, pool_pre_ping=True)
     try:
-        migrate(scoped)
-        yield scoped
+        yield f"{url}?options=-csearch_path%3D{schema}"
     finally:
-        scoped.dispose()
         with admin.begin() as conn:
             conn.execute(text(f'drop schema "{schema}" cascade'))
         admin.dispose()
+
+
+@contextmanager
+def pg_engine() -> Iterator[Engine]:
+    """A migrated engine on a fresh schema of the test database."""
+    with pg_schema_url() as url:
+        scoped = create_engine(url, pool_pre_ping=True)
+        try:
+            migrate(scoped)
+            yield scoped
+        finally:
+            scoped.dispose()
 
 
 @contextmanager
