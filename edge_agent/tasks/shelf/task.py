@@ -115,6 +115,7 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         frame_id = frame_name(item)
         for event in events:
             event.details["frame_id"] = frame_id
+            event.snapshot_jpeg = self.zone_snapshot(event.subject)  # the operator judges a picture of the zone
         return TaskOutput(ShelfData(zones=counts, detections=len(decoded.detections), frame_id=frame_id), events)
 
     def set_threshold(self, name: str, value: float) -> None:
@@ -137,6 +138,24 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         image = render(
             frame, decoded.detections.boxes, [z.polygon for z in zones], [z.config.name for z in zones], counts
         )
+        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+        return jpeg.tobytes() if ok else None
+
+    def zone_snapshot(self, zone_name: str, margin: int = 24) -> bytes | None:
+        """JPEG of one zone (boxes, outline and counts drawn) cut from the last counted frame."""
+        if self._last is None:
+            return None
+        frame, decoded, counts = self._last
+        zones = self.counter.zones(decoded.width, decoded.height)
+        image = render(
+            frame, decoded.detections.boxes, [z.polygon for z in zones], [z.config.name for z in zones], counts
+        )
+        zone = next((z for z in zones if z.config.name == zone_name), None)
+        if zone is not None:
+            x, y, w, h = cv2.boundingRect(np.asarray(zone.polygon, dtype=np.int32))
+            height, width = image.shape[:2]
+            top, left = max(0, y - margin), max(0, x - margin)
+            image = image[top : min(height, y + h + margin), left : min(width, x + w + margin)]
         ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
         return jpeg.tobytes() if ok else None
 
