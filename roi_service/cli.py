@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from roi_service.config import ServiceSettings
 from roi_service.db.engine import make_engine, migrate
 from roi_service.metrics import ServiceMetrics
+from roi_service.snapshots import SnapshotStore, folder_beside
 
 logger = logging.getLogger("roi_service")
 
@@ -109,7 +110,8 @@ def _start_ingest(settings: ServiceSettings, engine: Any, metrics: ServiceMetric
     from roi_service.ingest.plausible import limits_for
     from roi_service.ingest.writer import IngestWriter
 
-    writer = IngestWriter(engine, metrics, limits_for(settings.ingest))
+    store = SnapshotStore(folder_beside(settings.database_url))  # JPEG files beside the database
+    writer = IngestWriter(engine, metrics, limits_for(settings.ingest), snapshot_store=store)
     consumer = MqttConsumer(settings.mqtt, writer, settings.ingest)
     consumer.start()
     return consumer
@@ -130,7 +132,16 @@ def _serve(args: argparse.Namespace, settings: ServiceSettings, engine: Any) -> 
     except UsageError as exc:
         print(f"roi-service: {exc}", file=sys.stderr)
         return 2
-    app = create_app(engine, token, metrics, default_period=args.period, login_link=login_link, sample_policy=policy)
+    snapshots = SnapshotStore(folder_beside(settings.database_url))
+    app = create_app(
+        engine,
+        token,
+        metrics,
+        default_period=args.period,
+        login_link=login_link,
+        sample_policy=policy,
+        snapshots=snapshots,
+    )
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     finally:

@@ -19,6 +19,7 @@ from roi_service.api.auth import COOKIE, DEFAULT_MAX_AGE_S, session_secret
 from roi_service.calc.evidence import SamplePolicy
 from roi_service.kpi import KpiTargets
 from roi_service.metrics import ServiceMetrics
+from roi_service.snapshots import SnapshotStore
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
 
@@ -37,6 +38,7 @@ def create_app(
     session_max_age_s: int = DEFAULT_MAX_AGE_S,
     login_link: str | None = None,
     sample_policy: SamplePolicy | None = None,
+    snapshots: SnapshotStore | None = None,
 ) -> FastAPI:
     """Build the app; every dependency is an argument so tests hand in their own database, clock and registry."""
     app = FastAPI(
@@ -53,6 +55,7 @@ def create_app(
     app.state.clock = clock
     app.state.default_period = default_period
     app.state.sample_policy = sample_policy or SamplePolicy()
+    app.state.snapshots = snapshots  # None: pictures are not kept, events show their hash only
     app.state.login_link = login_link  # demo only: a secret path that opens a session without typing the token
     app.add_middleware(
         SessionMiddleware,

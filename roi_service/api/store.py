@@ -12,7 +12,7 @@ from sqlalchemy import Engine, delete, desc, func, select
 from roi_service.calc.readiness import ReadinessScores
 from roi_service.calc.roi import UseCaseParams
 from roi_service.db.engine import insert_for
-from roi_service.db.schema import devices, feedback, messages, readiness, use_cases
+from roi_service.db.schema import devices, feedback, messages, readiness, snapshots, use_cases
 from roi_service.kpi_data import Scope
 
 Verdict = Literal["confirmed", "false_alarm"]
@@ -50,6 +50,8 @@ class EventOut(BaseModel):
     subject: str
     severity: str
     verdict: str | None
+    snapshot_sha256: str | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
 
 
 def list_devices(engine: Engine) -> list[DeviceOut]:
@@ -59,21 +61,34 @@ def list_devices(engine: Engine) -> list[DeviceOut]:
     return [DeviceOut(**{**row, "pipelines": json.loads(row["pipelines"] or "[]")}) for row in rows]
 
 
-def list_events(engine: Engine, limit: int = 100) -> list[EventOut]:
+def list_events(engine: Engine, limit: int = 100, message_id: str | None = None) -> list[EventOut]:
+    """Newest events first (or the one named), with the verdict and the hash of the snapshot sent with each."""
     m = messages.c
     query = (
         select(m.message_id, m.site, m.device_id, m.task, m.event, m.captured_at, m.payload, feedback.c.verdict)
         .outerjoin(feedback, feedback.c.event_message_id == m.message_id)
-        .where(m.kind == "event")
+        .where(m.kind == "event", *([m.message_id == message_id] if message_id else []))
         .order_by(desc(m.captured_at))
         .limit(limit)
     )
     out = []
     with engine.connect() as conn:
-        for row in conn.execute(query).mappings():
-            body = json.loads(row["payload"])
-            fields = {k: row[k] for k in ("message_id", "site", "device_id", "task", "event", "captured_at", "verdict")}
-            out.append(EventOut(**fields, subject=body.get("subject", ""), severity=body.get("severity", "")))
+        rows = [(row, json.loads(row["payload"])) for row in conn.execute(query).mappings()]
+        topics = [body["snapshot_topic"] for _, body in rows if body.get("snapshot_topic")]
+        shas = dict(
+            conn.execute(select(snapshots.c.topic, snapshots.c.sha256).where(snapshots.c.topic.in_(topics))).all()
+        )
+    for row, body in rows:
+        fields = {k: row[k] for k in ("message_id", "site", "device_id", "task", "event", "captured_at", "verdict")}
+        out.append(
+            EventOut(
+                **fields,
+                subject=body.get("subject", ""),
+                severity=body.get("severity", ""),
+                snapshot_sha256=shas.get(body.get("snapshot_topic") or ""),
+                details=body.get("details") or {},
+            )
+        )
     return out
 
 

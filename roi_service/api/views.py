@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 
 from roi_service.api import store
@@ -75,6 +75,32 @@ def logout(request: Request) -> Response:
     return RedirectResponse("/login", status_code=303)
 
 
+@router.get("/snapshots/{sha256}.jpg", response_model=None)
+def snapshot_file(request: Request, sha256: str) -> Response:
+    """A stored snapshot (JPEG only; the name is its sha256, nothing else resolves to a path)."""
+    if not is_authorised(request):
+        return Response("sign in first\n", status_code=401, media_type="text/plain")
+    snapshots = request.app.state.snapshots
+    path = snapshots.path_for(sha256) if snapshots is not None else None
+    if path is None or not path.is_file():
+        return Response("no such snapshot (never received, or removed by retention)\n", 404, media_type="text/plain")
+    return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=86400"})
+
+
+@router.get("/events/{message_id}", response_class=HTMLResponse, response_model=None)
+def event_page(request: Request, message_id: str) -> Response:
+    """One event with its picture (the defect snapshot carries the heat map), details and the verdict buttons."""
+    if not is_authorised(request):
+        return RedirectResponse("/login", status_code=303)
+    found = store.list_events(request.app.state.engine, 1, message_id=message_id)
+    if not found:
+        return _page(request, "error.html", {"message": f"no event {message_id!r}"}, status_code=404)
+    event = found[0]
+    snapshots = request.app.state.snapshots
+    kept = event.snapshot_sha256 is not None and snapshots is not None and snapshots.has(event.snapshot_sha256)
+    return _page(request, "event.html", {"e": event, "picture": kept})
+
+
 @router.get("/docs", response_class=HTMLResponse)
 def api_docs(request: Request) -> HTMLResponse:
     schema = request.app.openapi()
@@ -135,6 +161,7 @@ def dashboard(
         "roi_rows": [roi_row(item) for item in view.ranked],
         "criteria": CRITERIA,
         "min_days": state.sample_policy.min_days,
+        "snapshots_kept": state.snapshots.has if state.snapshots is not None else (lambda _sha: False),
         "ingest": {
             "stored": sum(s.value for m in metrics.stored.collect() for s in m.samples if s.name.endswith("_total")),
             "duplicates": metrics.sample("roi_ingest_duplicates_total"),

@@ -21,6 +21,7 @@ from roi_service.db.schema import devices, seq_losses, snapshots, status_events
 from roi_service.ingest.classify import Accepted, Ignored, Incoming, Rejected, ResendReply, Snapshot, classify
 from roi_service.ingest.plausible import DEFAULT_LIMITS, Limits
 from roi_service.metrics import ServiceMetrics
+from roi_service.snapshots import SnapshotStore
 
 logger = logging.getLogger(__name__)
 
@@ -59,10 +60,17 @@ class Prepared:
 class IngestWriter:
     """Stores device messages exactly once; a bad message is counted and logged, never raised."""
 
-    def __init__(self, engine: Engine, metrics: ServiceMetrics, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        metrics: ServiceMetrics,
+        limits: Limits = DEFAULT_LIMITS,
+        snapshot_store: SnapshotStore | None = None,
+    ) -> None:
         self.engine = engine
         self.metrics = metrics
         self.limits = limits
+        self.snapshot_store = snapshot_store  # keeps the JPEG files; the snapshots table keeps hash and size
         self._insert = insert_for(engine)
 
     def write(self, batch: Sequence[Incoming]) -> WriteReport:
@@ -88,6 +96,8 @@ class IngestWriter:
                 prepared.accepted.append(decision)
             elif isinstance(decision, Snapshot):
                 prepared.snapshots.append(decision.row)
+                if self.snapshot_store is not None:
+                    self.snapshot_store.save(decision.row["sha256"], incoming.payload)
             elif isinstance(decision, Ignored):
                 prepared.ignored += 1
                 self.metrics.ignored.inc()

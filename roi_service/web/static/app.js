@@ -1,7 +1,8 @@
 /* Dashboard charts (Chart.js, served from /static/vendor) and the operators' verdict buttons. */
 (function () {
   "use strict";
-  const data = JSON.parse(document.getElementById("chart-data").textContent);
+  const chartData = document.getElementById("chart-data"); // absent on an event's own page
+  const data = chartData ? JSON.parse(chartData.textContent) : null;
 
   // Draws a vertical dashed line at the latency target on the histogram's category axis.
   const targetLine = {
@@ -86,9 +87,11 @@
     });
   }
 
-  latencyChart();
-  sparklines();
-  roiChart();
+  if (data) {
+    latencyChart();
+    sparklines();
+    roiChart();
+  }
   verdictButtons();
   document.body.dataset.chartsReady = "1";
 })();
