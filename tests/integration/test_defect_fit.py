@@ -1,4 +1,4 @@
-"""`edge-agent fit defect` end to end on a few synthetic parts (needs the train extra: torch and tensorflow)."""
+"""`edge-agent fit defect --recipe autoencoder` end to end on a few synthetic parts (needs the train extra)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def test_fit_writes_a_loadable_model_folder_with_card(tmp_path: Path, capsys: py
 
     write_set(tmp_path / "data", good=16, defects=4, size=96, seed=0)
     out = tmp_path / "model"
-    code = main(["--good", str(tmp_path / "data" / "good"), "--defects", str(tmp_path / "data" / "defects"),
+    code = main(["--recipe", "autoencoder", "--good", str(tmp_path / "data" / "good"),
+                 "--defects", str(tmp_path / "data" / "defects"),
                  "--out", str(out), "--size", "64x64", "--steps", "20", "--batch", "4", "--crop", "64",
                  "--threads", "1"])  # fmt: skip
     err = capsys.readouterr().err

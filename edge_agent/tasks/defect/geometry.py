@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import cv2
 import numpy as np
 
 from edge_agent.runtime.manifest import InputSpec
@@ -62,6 +63,20 @@ class Geometry:
         if h == w or (w > h) == self.landscape:
             return image
         return np.ascontiguousarray(np.rot90(image, k=-1))
+
+    def shrink(self, image: np.ndarray) -> np.ndarray:
+        """Reduced to fit the input with area averaging: a bilinear resize that skips pixels would alias fine
+        texture into noise the bank has never seen (the letterbox that follows then only pads)."""
+        h, w = image.shape[:2]
+        scale = min(self.size[0] / w, self.size[1] / h)
+        if scale >= 1.0:
+            return image
+        size = (max(1, round(w * scale)), max(1, round(h * scale)))
+        return np.asarray(cv2.resize(image, size, interpolation=cv2.INTER_AREA))
+
+    def prepare(self, image: np.ndarray) -> np.ndarray:
+        """Turned, then shrunk: what the letterbox receives."""
+        return self.shrink(self.orient(image))
 
     def params(self) -> dict[str, Any]:
         return {"roi": list(self.roi) if self.roi else None, "orientation": self.orientation,

@@ -46,11 +46,9 @@ def _shown(names: list[str]) -> str:
     return ", ".join(names[:3]) + (", ..." if len(names) > 3 else "")
 
 
-def list_images(folder: Path, role: str) -> tuple[list[Path], list[str]]:
-    """Image files in `folder` (sorted) and warnings about what was skipped; DataError if there are none.
-
-    Masks and labels (`*_mask.png`, `*_label.bmp`, a `masks/` or `gt/` sub-folder) are skipped and counted.
-    """
+def list_images(folder: Path, role: str) -> tuple[list[Path], list[str], int]:
+    """Image files in `folder` (sorted), warnings about other files, and how many mask or label files were
+    skipped (`*_mask.png`, `*_label.bmp`, files in a `masks/` or `gt/` sub-folder); DataError if no image."""
     if not folder.exists():
         raise DataError(f"{role} folder {folder} does not exist")
     if not folder.is_dir():
@@ -61,15 +59,23 @@ def list_images(folder: Path, role: str) -> tuple[list[Path], list[str]]:
     masks = len(pictures) - len(images) + _mask_folder_files(folder)
     others = [p.name for p in files if p.suffix.lower() not in IMAGE_SUFFIXES]
     notes = [f"skipped {len(others)} file(s) that are not images ({_shown(others)})"] if others else []
-    if masks:
-        notes.append(f"skipped {masks} mask or label file(s) (*_mask, *_label, masks/, gt/)")
     if not images:
+        if masks:
+            notes.append(f"skipped {masks} mask or label file(s)")
         raise DataError(
             f"{role} folder {folder} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})"
             + (f"; {'; '.join(notes)}" if notes else "")
             + f"; put photos of {role} parts there"
         )
-    return images, [f"{role} folder {folder}: {'; '.join(notes)}"] if notes else []
+    return images, [f"{role} folder {folder}: {'; '.join(notes)}"] if notes else [], masks
+
+
+def mask_warning(folder: Path, role: str, count: int) -> list[str]:
+    """The one warning about every mask or label file skipped, by name, by folder or by content."""
+    if not count:
+        return []
+    return [f"{role} folder {folder}: skipped {count} mask or label file(s) (*_mask/*_label names, masks/ or gt/"
+            " folders, all-black or black-and-white images)"]  # fmt: skip
 
 
 def parse_roi(text: str) -> Roi:
@@ -100,9 +106,9 @@ def _looks_like_mask(frame: np.ndarray) -> bool:
     return int(small.max()) == 0 or bool(np.isin(small, (0, 255)).all())
 
 
-def read_images(paths: list[Path], role: str) -> tuple[list[np.ndarray], list[str], list[str]]:
-    """Decode files once: grey files stay one channel (h x w), colour ones BGR; undecodable files and
-    masks (all-black or black-and-white images) are skipped with one warning each."""
+def read_images(paths: list[Path], role: str) -> tuple[list[np.ndarray], list[str], list[str], int]:
+    """Decode files once: grey files stay one channel (h x w), colour ones BGR. Undecodable files are skipped
+    with a warning; masks (all-black or black-and-white images) are skipped and counted."""
     frames, names, bad, masks = [], [], [], []
     for path in paths:
         frame = cv2.imread(str(path), cv2.IMREAD_ANYCOLOR)
@@ -116,9 +122,7 @@ def read_images(paths: list[Path], role: str) -> tuple[list[np.ndarray], list[st
     warnings = []
     if bad:
         warnings.append(f"{role}: skipped {len(bad)} file(s) that could not be decoded as images ({_shown(bad)})")
-    if masks:
-        warnings.append(f"{role}: skipped {len(masks)} all-black or black-and-white mask image(s) ({_shown(masks)})")
-    return frames, names, warnings
+    return frames, names, warnings, len(masks)
 
 
 def size_warnings(frames: list[np.ndarray], role: str) -> list[str]:
@@ -167,13 +171,13 @@ def load_folder(
     folder: Path, role: str, size: tuple[int, int] | None, channels: int | None, roi: Roi | None
 ) -> tuple[ImageSet, list[str], tuple[int, int], int]:
     """Read, crop and resize a folder; return the set, warnings, the input size and channel count used."""
-    paths, warnings = list_images(folder, role)
-    frames, names, more = read_images(paths, role)
-    warnings += more
+    paths, warnings, masks = list_images(folder, role)
+    frames, names, more, black = read_images(paths, role)
+    warnings += more + mask_warning(folder, role, masks + black)
     if not frames:
         raise DataError(
-            f"{role} folder {folder}: none of the {len(paths)} image file(s) is a usable photo"
-            f" ({'; '.join(w.split(': ', 1)[1] for w in more)}); put photos of {role} parts there"
+            f"{role} folder {folder}: none of its {len(paths)} image file(s) is a photo of a part (masks or"
+            f" undecodable files); put photos of {role} parts there"
         )
     frames = [crop_roi(f, roi, n) for f, n in zip(frames, names)]
     warnings += size_warnings(frames, role)

@@ -12,7 +12,7 @@ import numpy as np
 
 from edge_agent.errors import DataError
 from edge_agent.tasks.defect.geometry import PAD_VALUE, Geometry, Orientation, input_size
-from edge_agent.tasks.defect.images import crop_roi, is_gray, list_images, read_images, size_warnings
+from edge_agent.tasks.defect.images import crop_roi, is_gray, list_images, mask_warning, read_images, size_warnings
 from edge_agent.tasks.preprocess import ImagePreprocessor
 
 
@@ -28,13 +28,15 @@ def read_folder(
     folder: Path, role: str, roi: tuple[int, int, int, int] | None
 ) -> tuple[list[np.ndarray], list[str], list[str]]:
     """Decoded, ROI-cropped frames, their names and the warnings to show (skipped files, mixed sizes)."""
-    paths, notes = list_images(folder, role)
-    frames, names, more = read_images(paths, role)
+    paths, notes, masks = list_images(folder, role)
+    frames, names, more, black = read_images(paths, role)
     if not frames:
+        why = "all are masks or labels" if black == len(paths) else "none could be decoded as an image"
         raise DataError(
-            f"{role} folder {folder}: none of its {len(paths)} image file(s) is a usable photo of a part"
-            f" ({'; '.join(m.split(': ', 1)[1] for m in more) or 'unreadable'}); put photos of {role} parts there"
+            f"{role} folder {folder}: none of its {len(paths)} image file(s) is a photo of a part ({why});"
+            f" put photos of {role} parts there"
         )
+    notes += mask_warning(folder, role, masks + black)
     frames = [crop_roi(f, roi, n) for f, n in zip(frames, names)]
     return frames, names, notes + more + size_warnings(frames, role)
 
@@ -59,6 +61,6 @@ def prepare(frames: list[np.ndarray], names: list[str], geometry: Geometry) -> P
     w, h = geometry.size
     out = np.empty((len(frames), h, w, geometry.channels), np.float16)
     for i, frame in enumerate(frames):
-        buffer, _ = pre(geometry.orient(frame))
+        buffer, _ = pre(geometry.prepare(frame))
         out[i] = buffer[0]
     return PartInputs(out, names)

@@ -46,7 +46,9 @@ def embed(maps: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
 def nearest_distance(patches: np.ndarray, bank: np.ndarray, bank_sq: np.ndarray | None = None) -> np.ndarray:
     """Euclidean distance of each patch to its nearest bank row (one matrix product, no Python loop)."""
     sq = bank_sq if bank_sq is not None else np.einsum("ij,ij->i", bank, bank)
-    d2 = sq[None, :] - 2.0 * (patches @ bank.T)
+    d2 = patches @ bank.T  # the one big product; the rest works in place on it
+    d2 *= np.float32(-2.0)
+    d2 += sq[None, :]
     nearest = d2.min(axis=1) + np.einsum("ij,ij->i", patches, patches)
     out: np.ndarray = np.sqrt(np.maximum(nearest, 0.0))
     return out

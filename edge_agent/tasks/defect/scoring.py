@@ -77,8 +77,9 @@ class PatchKnn:
 
     def preprocess(self, roi_image: np.ndarray) -> np.ndarray:
         turned = self._geometry.orient(roi_image)
-        buffer, box = self._pre(turned)
-        nw, nh = round(turned.shape[1] * box.scale_x), round(turned.shape[0] * box.scale_y)
+        shrunk = self._geometry.shrink(turned)
+        buffer, box = self._pre(shrunk)
+        nw, nh = round(shrunk.shape[1] * box.scale_x), round(shrunk.shape[0] * box.scale_y)
         self._content = (int(box.pad_x), int(box.pad_y), max(1, nw), max(1, nh), turned is not roi_image)
         return buffer
 

@@ -36,6 +36,15 @@ def good_only_threshold(good: np.ndarray, max_false_reject: float) -> float:
     return float(ordered[0] + 0.1 * max(ordered[0] - float(np.median(ordered)), 1e-6))
 
 
+def good_only_method(n: int, rate: float) -> str:
+    k = math.floor(rate * (n + 1))
+    if k >= 1:
+        return (f"score number {k} from the top of {n} out-of-fold good scores, so a new good part reaches it with"
+                f" probability {k}/{n + 1} <= {rate:.1%} asked")  # fmt: skip
+    return (f"just above the highest of {n} out-of-fold good scores; {math.ceil(1 / rate) - 1} good images are"
+            f" needed to set a {rate:.1%} false-reject rate")  # fmt: skip
+
+
 def balanced_threshold(good: np.ndarray, defects: np.ndarray) -> float:
     """The threshold that minimises false-reject rate + miss rate (Youden's J), midway in the gap it falls in."""
     good, defects = np.asarray(good, np.float64), np.asarray(defects, np.float64)
@@ -128,8 +137,7 @@ def choose(
         def rule(g: np.ndarray) -> float:
             return good_only_threshold(g, max_false_reject)
 
-        method = (f"{max_false_reject:.1%} false rejects asked: the {math.floor(max_false_reject * (n + 1)) or 'top'}"
-                  f"-highest of {n} out-of-fold good scores")  # fmt: skip
+        method = good_only_method(n, max_false_reject)
         misses = None
     else:
 

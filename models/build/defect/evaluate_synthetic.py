@@ -2,8 +2,9 @@
 
     python models/build/defect/evaluate_synthetic.py --model models/defect-synthetic --data artifacts/defect-build/eval
 
-Adds `synthetic_eval` (per variant) to the manifest's metrics and a section to MODEL_CARD.md; quotes the
-KolektorSDD table from bench.defect_kolektor's JSON when it exists (that model is not shipped).
+Adds `synthetic_eval` (per variant) to the manifest's metrics and a section to MODEL_CARD.md, with the
+verdict on every demo part; quotes the KolektorSDD and ELPV tables from bench.defect_kolektor's and
+bench.defect_elpv's JSON when they exist (those models are fitted on non-commercial data, never shipped).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ from edge_agent.runtime.manifest import load_manifest, write_manifest  # noqa: E
 from edge_agent.tasks.defect.card import CARD_NAME  # noqa: E402
 from edge_agent.tasks.defect.evaluate import evaluate, markdown  # noqa: E402
 
-KOLEKTOR_CMD = "python -m bench.defect_kolektor --data PATH/TO/kolektorsdd --fit --fit-python PYTHON_WITH_TRAIN_EXTRA"
+KOLEKTOR_CMD = "OPENBLAS_NUM_THREADS=1 python -m bench.defect_kolektor --data PATH/TO/kolektorsdd --fit"
+ELPV_CMD = "OPENBLAS_NUM_THREADS=1 python -m bench.defect_elpv --data PATH/TO/elpv-mono --fit"
 MARK = "\n## Synthetic evaluation set"
 
 
-def load_set(data: Path, width: int, height: int) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+def load_set(data: Path) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray | None]]:
+    """Frames, labels and masks at the frames' own size."""
     frames, labels, masks = [], [], []
     for path in sorted((data / "good").glob("*.jpg")):
         frames.append(cv2.imread(str(path), cv2.IMREAD_COLOR))
@@ -37,7 +40,7 @@ def load_set(data: Path, width: int, height: int) -> tuple[list[np.ndarray], np.
         frames.append(cv2.imread(str(path), cv2.IMREAD_COLOR))
         labels.append(True)
         mask = cv2.imread(str(data / "masks" / f"{path.stem}.png"), cv2.IMREAD_GRAYSCALE)
-        masks.append((cv2.resize(mask, (width, height), interpolation=cv2.INTER_AREA) > 64).astype(np.uint8))
+        masks.append((mask > 64).astype(np.uint8))
     return frames, np.array(labels), masks
 
 
@@ -57,15 +60,41 @@ def per_kind(model: Path, data: Path, frames: list[np.ndarray], labels: np.ndarr
     return "\n".join(["| defect kind | parts | image AUROC (int8 ONNX) |", "|---|---|---|", *rows])
 
 
+def demo_verdicts(model: Path, demo: Path) -> str:
+    """Pass/fail of every demo part with the shipped default variant (the demo must pass good parts, fail defects)."""
+    from edge_agent.tasks.defect.evaluate import run_variant
+
+    parts = sorted(demo.glob("*.jpg"))
+    result = run_variant(model, "onnx-int8", [cv2.imread(str(p), cv2.IMREAD_ANYCOLOR) for p in parts])
+    t = float(result.threshold or 0)
+    wrong = [p.name for p, s in zip(parts, result.scores) if (s >= t) == p.stem.endswith("_good")]
+    good = sum(p.stem.endswith("_good") for p in parts)
+    return (f"Demo parts (`{demo.relative_to(REPO) if demo.is_relative_to(REPO) else demo}`, int8 ONNX): {good} good"
+            f" and {len(parts) - good} defective; wrongly judged: {', '.join(wrong) or 'none'}.")  # fmt: skip
+
+
+def real_data_section(key: str, data: dict[str, object], title: str, cmd: str, metrics: dict[str, object]) -> list[str]:
+    metrics[key] = data["variants"]
+    fit = data.get("fit_metrics") or {}
+    assert isinstance(fit, dict)
+    return ["", f"## {title} (real data; fit defaults, model not shipped)", "",
+            f"Fitted with `edge-agent fit defect --good GOOD --out MODEL` (defaults) on {fit.get('good_images')} good"
+            f" images in {fit.get('fit_seconds')} s ({fit.get('fit_cpu_seconds')} CPU s); the threshold comes from"
+            " good parts alone. The data set is CC BY-NC-SA 4.0: the data and any model fitted on it are"
+            " non-commercial and are not part of this repository. Intervals: 95% Clopper-Pearson.", "",
+            str(data["markdown"]), "", f"Reproduce: `{data.get('command', cmd)}`"]  # fmt: skip
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True, help="folder with good/, defects/, masks/")
     p.add_argument("--kolektor-json", type=Path, help="bench.defect_kolektor results to quote")
+    p.add_argument("--elpv-json", type=Path, help="bench.defect_elpv results to quote")
+    p.add_argument("--demo", type=Path, help="the demo part folder: every part's verdict goes into the card")
     args = p.parse_args()
     manifest = load_manifest(args.model)
-    h, w = manifest.inputs[0].shape[2] or 1, manifest.inputs[0].shape[3] or 1
-    frames, labels, masks = load_set(args.data, w, h)
+    frames, labels, masks = load_set(args.data)
     table = evaluate(args.model, frames, labels, masks)
     title = f"{int((~labels).sum())} good and {int(labels.sum())} defective synthetic parts (seed 12, unseen)"
     text = markdown(table, title)
@@ -73,14 +102,14 @@ def main() -> int:
     metrics = dict(manifest.metrics, synthetic_eval=table)
     sections = [MARK, "", text, "", per_kind(args.model, args.data, frames, labels), "",
                 "Reproduce: `python models/build/defect/build.py --eval-python .venv/bin/python`"]  # fmt: skip
-    if args.kolektor_json and args.kolektor_json.is_file():
-        kolektor = json.loads(args.kolektor_json.read_text())
-        metrics["kolektorsdd"] = kolektor["variants"]
-        sections += ["", "## KolektorSDD (real data; same recipe, model not shipped)", "",
-                     "Fitted on the 278 good parts of the train split (its 42 defects only set the threshold),"
-                     " evaluated on the val split. KolektorSDD is CC BY-NC-SA 4.0: the data and any weights fitted"
-                     " on it are non-commercial and are not part of this repository.", "",
-                     kolektor["markdown"], "", f"Reproduce: `{kolektor.get('command', KOLEKTOR_CMD)}`"]  # fmt: skip
+    if args.demo:
+        sections += ["", demo_verdicts(args.model, args.demo)]
+    for key, path, title, cmd in (
+        ("kolektorsdd", args.kolektor_json, "KolektorSDD", KOLEKTOR_CMD),
+        ("elpv_mono", args.elpv_json, "ELPV", ELPV_CMD),
+    ):
+        if path and path.is_file():
+            sections += real_data_section(key, json.loads(path.read_text()), title, cmd, metrics)
     write_manifest(args.model, manifest.model_copy(update={"metrics": metrics}))
     card = args.model / CARD_NAME
     text_before = card.read_text(encoding="utf-8").split(MARK)[0].rstrip("\n") + "\n"
