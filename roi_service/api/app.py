@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.sessions import SessionMiddleware
 
 from roi_service import __version__
-from roi_service.api import routes, views
+from roi_service.api import forms, routes, views
 from roi_service.api.auth import COOKIE, DEFAULT_MAX_AGE_S, session_secret
 from roi_service.calc.evidence import SamplePolicy
 from roi_service.kpi import KpiTargets
@@ -67,6 +67,7 @@ def create_app(
     )
     app.include_router(routes.router)
     app.include_router(views.router)
+    app.include_router(forms.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, delete, desc, func, select
 
+from roi_service.api import audit
 from roi_service.calc.readiness import ReadinessScores
 from roi_service.calc.roi import UseCaseParams
 from roi_service.db.engine import insert_for
@@ -117,23 +118,36 @@ def list_use_cases(engine: Engine) -> list[UseCaseParams]:
     return [UseCaseParams.model_validate_json(row) for row in rows]
 
 
-def save_use_case(engine: Engine, params: UseCaseParams, now: datetime) -> None:
-    stmt = insert_for(engine)(use_cases).values(name=params.name, params=params.model_dump_json(), updated_at=now)
+def save_use_case(engine: Engine, params: UseCaseParams, now: datetime, who: str = "API (bearer token)") -> None:
+    """Create or replace a use case; the change and who made it are audited in the same transaction."""
+    after = params.model_dump_json()
+    stmt = insert_for(engine)(use_cases).values(name=params.name, params=after, updated_at=now)
     stmt = stmt.on_conflict_do_update(
         index_elements=["name"], set_={"params": stmt.excluded.params, "updated_at": stmt.excluded.updated_at}
     )
     with engine.begin() as conn:
+        before = conn.execute(select(use_cases.c.params).where(use_cases.c.name == params.name)).scalar()
         conn.execute(stmt)
+        audit.record(conn, now, who, "use_case", params.name, before, after)
 
 
-def delete_use_case(engine: Engine, name: str) -> bool:
+def delete_use_case(engine: Engine, name: str, now: datetime | None = None, who: str = "API (bearer token)") -> bool:
     with engine.begin() as conn:
-        return conn.execute(delete(use_cases).where(use_cases.c.name == name)).rowcount > 0
+        before = conn.execute(select(use_cases.c.params).where(use_cases.c.name == name)).scalar()
+        gone = conn.execute(delete(use_cases).where(use_cases.c.name == name)).rowcount > 0
+        if gone:
+            audit.record(conn, now or datetime.now(timezone.utc), who, "use_case", name, before, None)
+        return gone
 
 
-def save_readiness(engine: Engine, body: ReadinessIn, now: datetime) -> None:
+def save_readiness(engine: Engine, body: ReadinessIn, now: datetime, who: str = "API (bearer token)") -> None:
+    """Record an assessment (each one is kept); audited against the latest one before it."""
+    after = body.scores.model_dump_json()
     with engine.begin() as conn:
-        conn.execute(readiness.insert().values(name=body.name, scores=body.scores.model_dump_json(), created_at=now))
+        query = select(readiness.c.scores).order_by(desc(readiness.c.created_at), desc(readiness.c.id)).limit(1)
+        before = conn.execute(query).scalar()
+        conn.execute(readiness.insert().values(name=body.name, scores=after, created_at=now))
+        audit.record(conn, now, who, "readiness", body.name, before, after)
 
 
 def latest_readiness(engine: Engine) -> tuple[str, ReadinessScores, datetime] | None:

@@ -36,7 +36,7 @@ def _fmt(value: Any, digits: int = 1) -> str:
 TEMPLATES.env.filters["fmt"] = _fmt
 
 
-def _page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
+def page(request: Request, name: str, context: dict[str, Any], status_code: int = 200) -> HTMLResponse:
     response = TEMPLATES.TemplateResponse(request, name, context, status_code=status_code)
     response.headers["Content-Security-Policy"] = CSP
     response.headers["X-Content-Type-Options"] = "nosniff"
@@ -45,7 +45,7 @@ def _page(request: Request, name: str, context: dict[str, Any], status_code: int
 
 @router.get("/login", response_class=HTMLResponse)
 def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html", {"error": None})
+    return page(request, "login.html", {"error": None})
 
 
 @router.post("/login", response_model=None)
@@ -54,7 +54,7 @@ async def login(request: Request) -> Response:
     presented = (form.get("token") or [""])[0]
     token: str | None = request.app.state.token
     if token is None or not token_matches(presented, token):
-        return _page(request, "login.html", {"error": "Wrong token."}, status_code=401)
+        return page(request, "login.html", {"error": "Wrong token."}, status_code=401)
     start_session(request)
     return RedirectResponse("/", status_code=303)
 
@@ -64,7 +64,7 @@ def login_link(request: Request, secret: str) -> Response:
     """The demo prints this link so its dashboard opens with one click; off unless the demo sets one."""
     link: str | None = request.app.state.login_link
     if link is None or not token_matches(secret, link):
-        return _page(request, "login.html", {"error": "That login link is not valid here."}, status_code=401)
+        return page(request, "login.html", {"error": "That login link is not valid here."}, status_code=401)
     start_session(request)
     return RedirectResponse("/", status_code=303)
 
@@ -94,11 +94,11 @@ def event_page(request: Request, message_id: str) -> Response:
         return RedirectResponse("/login", status_code=303)
     found = store.list_events(request.app.state.engine, 1, message_id=message_id)
     if not found:
-        return _page(request, "error.html", {"message": f"no event {message_id!r}"}, status_code=404)
+        return page(request, "error.html", {"message": f"no event {message_id!r}"}, status_code=404)
     event = found[0]
     snapshots = request.app.state.snapshots
     kept = event.snapshot_sha256 is not None and snapshots is not None and snapshots.has(event.snapshot_sha256)
-    return _page(request, "event.html", {"e": event, "picture": kept})
+    return page(request, "event.html", {"e": event, "picture": kept})
 
 
 @router.get("/docs", response_class=HTMLResponse)
@@ -114,7 +114,7 @@ def api_docs(request: Request) -> HTMLResponse:
         for path, methods in schema["paths"].items()
         for method, op in methods.items()
     ]
-    return _page(request, "docs.html", {"operations": operations, "info": schema["info"]})
+    return page(request, "docs.html", {"operations": operations, "info": schema["info"]})
 
 
 def _chart_data(view: Overview, histogram: tuple[list[float], list[int]], target_ms: float) -> dict[str, Any]:
@@ -146,7 +146,7 @@ def dashboard(
     try:
         delta, parsed = parse_period(period_text), Scope.parse(scope, key)
     except ValueError as exc:
-        return _page(request, "error.html", {"message": str(exc)}, status_code=422)
+        return page(request, "error.html", {"message": str(exc)}, status_code=422)
     end = state.clock()
     view = overview(state.engine, parsed, end, delta, state.targets, state.sample_policy)
     histogram = latency_histogram(load_window(state.engine, parsed, end - delta, end))
@@ -170,4 +170,4 @@ def dashboard(
         },
         "chart_json": json.dumps(_chart_data(view, histogram, state.targets.latency_ms)),
     }
-    return _page(request, "dashboard.html", context)
+    return page(request, "dashboard.html", context)

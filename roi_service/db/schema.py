@@ -185,3 +185,18 @@ leases = Table(
     Column("holder", String(120), nullable=False, comment="The replica that holds it."),
     Column("expires_at", UtcDateTime, nullable=False),
 )
+
+# ---------------------------------------------------------------- who changed the owner's figures (0003)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigId, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("who", String(120), nullable=False, comment="The name the editor signed the change with."),
+    Column("what", String(32), nullable=False, comment="use_case or readiness."),
+    Column("target", String(120), nullable=False, comment="The use case or assessment name."),
+    Column("before", Text, nullable=True, comment="JSON before the change; null when created."),
+    Column("after", Text, nullable=True, comment="JSON after the change; null when deleted."),
+    Index("ix_audit_log_at", "at"),
+)
