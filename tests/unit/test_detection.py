@@ -7,7 +7,7 @@ import pytest
 
 from edge_agent.errors import ModelError
 from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSpec
-from edge_agent.tasks.detection import DecodeSpec, box_iou, get_decoder, nms, select
+from edge_agent.tasks.detection import DecodeSpec, box_iou, get_decoder, nms, select, sweep_nms
 from edge_agent.tasks.preprocess import Letterbox
 
 SPEC = DecodeSpec(input_width=320, input_height=320, score_threshold=0.3, iou_threshold=0.5)
@@ -125,6 +125,11 @@ def test_nms_matches_plain_greedy_nms(seed: int) -> None:
     classes = rng.integers(0, 3, 400)
     kept = nms(boxes, scores, classes, 0.45, max_detections=1000)
     assert kept.tolist() == reference_nms(boxes, scores, classes, 0.45)
+    assert sweep_nms(boxes, scores, classes, 0.45, max_detections=1000).tolist() == kept.tolist()
+    agnostic = nms(boxes, scores, classes, 0.45, class_agnostic=True, max_detections=1000)
+    assert agnostic.tolist() == reference_nms(boxes, scores, np.zeros_like(classes), 0.45)
+    ties = np.full(400, 0.5, np.float32)  # equal scores: the lower index wins, as in the reference
+    assert nms(boxes, ties, classes, 0.45, max_detections=1000).tolist() == reference_nms(boxes, ties, classes, 0.45)
 
 
 def test_dense_shelf_keeps_every_product() -> None:
