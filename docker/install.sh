@@ -111,14 +111,14 @@ python_packages() {
     # Every version comes from the constraints file (docker/constraints/lock.sh writes them).
     case "$TARGET" in
         rpi|cpu)
-            pip_install -c "$CONSTRAINTS" "${SRC}[cpu,tflite]" ;;
+            pip_install -c "$CONSTRAINTS" "${SRC}[cpu,tflite,fleet]" ;;
         amd64)
-            pip_install -c "$CONSTRAINTS" "${SRC}[cpu,tflite,openvino]" ;;
+            pip_install -c "$CONSTRAINTS" "${SRC}[cpu,tflite,openvino,fleet]" ;;
         jetson)
             # No `cpu` extra: NVIDIA's onnxruntime-gpu wheel and Ubuntu's GStreamer-enabled cv2 take its place,
             # so nothing is installed and then removed (which left `pip check` failing). numpy < 2 (pinned in
             # jetson-py310.txt): both are built against numpy 1.
-            pip_install -c "$CONSTRAINTS" "$SRC" "$ORT_WHEEL" ;;
+            pip_install -c "$CONSTRAINTS" "${SRC}[fleet]" "$ORT_WHEEL" ;;
     esac
     # A broken or missing dependency fails the build here, not on the device.
     "$VENV/bin/python" -m pip check

@@ -15,6 +15,7 @@ from edge_agent import messages as m
 from edge_agent.backoff import Backoff
 from edge_agent.commands import CommandRouter
 from edge_agent.config import AgentConfig, PipelineConfig
+from edge_agent.fleet.updater import ModelUpdater
 from edge_agent.forwarder import Forwarder, delivery_checks
 from edge_agent.homeassistant import discovery_messages
 from edge_agent.httpserver import HealthServer, read_token
@@ -49,6 +50,7 @@ class App:
         self.pipelines: list[Pipeline] = []
         self.factory: MessageFactory | None = None
         self.commands = CommandRouter(self)
+        self.fleet = ModelUpdater(self)
         self._stop = threading.Event()
         self._metrics_thread: threading.Thread | None = None
         self.status_watcher = StatusWatcher(self.pipeline_statuses, self._publish_status)
@@ -76,7 +78,7 @@ class App:
 
     def _build_pipeline(self, pc: PipelineConfig) -> Pipeline:
         assert self.factory is not None
-        model = load_model(pc.model.path, pc.model.variant, pc.model.runtime)
+        model = load_model(self.fleet.boot_model_dir(pc), pc.model.variant, pc.model.runtime)
         self._record_model(pc.name, model)
         d = self.config.device
         task = create_task(pc.task, model, TaskContext(pc.name, d.site, d.id))
@@ -190,8 +192,25 @@ class App:
             )
             for p in self.pipelines
         ]
-        msg = m.ModelMessage(**self.factory.untracked_envelope(time.time()), models=models, published_at=m.utcnow())
+        envelope = self.factory.untracked_envelope(time.time())
+        msg = m.ModelMessage(**envelope, models=models, update=self.fleet.last, published_at=m.utcnow())
         return msg.model_dump_json().encode()
+
+    def publish_model_update(self, pipeline: Pipeline, status: m.ModelUpdateStatus) -> None:
+        """A model update step: the retained `model` topic now, and a durable `model_update` event."""
+        if status.step in ("swapped", "promoted", "rolled_back"):
+            self._record_model(pipeline.pipeline, pipeline.task.model)
+        if self.link is not None:
+            d = self.config.device
+            self.link.publish(m.topic(d.site, d.id, "model"), self.model_payload(), retain=True)
+        if self.outbox is None or self.factory is None:
+            return
+        event = m.EventMessage(
+            **self.factory.envelope(time.time()), pipeline=pipeline.pipeline, task=pipeline.task.kind,
+            event="model_update", severity="info" if status.ok else "critical",
+            subject=f"{status.name}@{status.version}", details=status.model_dump(mode="json"),
+        )  # fmt: skip
+        self.outbox.put(self.factory.topic(f"{pipeline.task.kind}/event"), m.serialize_for_store(event))
 
     def _announce(self, link: MqttLink) -> None:
         """On every (re)connect: retained online status, active models and Home Assistant discovery."""
@@ -261,6 +280,7 @@ class App:
     def stop(self, drain_s: float = 1.5) -> None:
         """Stop sources, then pipelines, flush metrics, give the forwarder a moment, say offline."""
         self._stop.set()
+        self.fleet.stop()
         self.status_watcher.stop()
         for p in self.pipelines:
             p.runner.stop()

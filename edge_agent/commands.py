@@ -59,6 +59,14 @@ def _reload(app: App, pipeline: Pipeline, cmd: m.CommandMessage) -> str:
     return f"{model.manifest.name} {model.manifest.version} ({model.variant})"
 
 
+def _model_update(app: App, pipeline: Pipeline, cmd: m.CommandMessage) -> str:
+    """Over-the-air update (edge_agent.fleet): returns once the new model runs; probation goes on after."""
+    running = pipeline.task.model.manifest.name
+    if cmd.pipeline is None and cmd.args.get("name") != running:
+        return f"skipped: runs {running}"
+    return str(app.fleet.update(pipeline, cmd.args))
+
+
 def _trigger(app: App, pipeline: Pipeline, cmd: m.CommandMessage) -> str:
     gate = getattr(pipeline.task, "gate", None)
     if gate is None:
@@ -104,6 +112,7 @@ HANDLERS: dict[str, Handler] = {
     "snapshot": _snapshot,
     "reload": _reload,
     "trigger": _trigger,
+    "model_update": _model_update,
 }
 
 

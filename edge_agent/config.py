@@ -289,6 +289,26 @@ class PipelineConfig(Strict):
         return self
 
 
+class FleetConfig(Strict):
+    """Model updates over the air (cmd/model_update): where they are kept and how a new model is judged."""
+
+    store: Path = Field(Path("/data/models"), description="Folder for delivered models and their staging slot.")
+    max_download_bytes: int = Field(512 * 1024 * 1024, ge=1024, description="Larger downloads are refused.")
+    public_key_file: Path | None = Field(None, description="Fleet Ed25519 public key (PEM); signatures required.")
+    allow_plain_http: bool = Field(False, description="Accept http:// sources (test benches; TLS otherwise).")
+    probation_s: float = Field(600.0, gt=0, description="How long a new model is watched before it is kept.")
+    check_interval_s: float = Field(5.0, gt=0, description="How often probation bounds are checked.")
+    min_items: int = Field(20, ge=1, description="Results needed before probation judges a bound.")
+    error_rate_factor: float = Field(1.5, gt=1, description="Roll back when errors exceed this times the old rate")
+    error_rate_margin: float = Field(0.02, ge=0, description="... and the old rate plus this share of items.")
+    event_rate_tolerance: float = Field(0.25, gt=0, description="Roll back when events per item move more.")
+    latency_factor: float = Field(
+        2.0, gt=1, description="Roll back when p95 is over metrics.target_ms and this times the old p95."
+    )
+    mlflow_uri: str | None = Field(None, description="MLflow tracking server for models:/name@alias sources.")
+    mlflow_token_file: Path | None = Field(None, description="Bearer token for the MLflow server.")
+
+
 class AgentConfig(Strict):
     """The whole device config (one YAML file)."""
 
@@ -297,6 +317,7 @@ class AgentConfig(Strict):
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig, description="Over-the-air model updates.")
     pipelines: list[PipelineConfig] = Field(min_length=1, description="One pipeline per camera or sensor group.")
 
     @field_validator("pipelines")

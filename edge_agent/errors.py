@@ -10,7 +10,8 @@
     │   └── SourceClosed            the source ended for good (end of a file replay)
     ├── DataError                   input data (a CSV row, a JSON sample, an image) is malformed
     ├── OutboxError                 the durable outbox cannot store or send
-    └── BrokerLinkError             the broker link cannot be set up (TLS files missing or unreadable)
+    ├── BrokerLinkError             the broker link cannot be set up (TLS files missing or unreadable)
+    └── UpdateError                 a model update was refused or failed (download, hash, signature, self-test)
 
 Messages name the file, the field and the fix, and never contain a secret.
 """
@@ -82,3 +83,7 @@ class OutboxError(EdgeAgentError):
 
 class BrokerLinkError(EdgeAgentError):
     """The broker link cannot be set up: the message names the mqtt.tls field, the file and the fix."""
+
+
+class UpdateError(EdgeAgentError):
+    """A model update was refused or failed; the running model stays (the message says which step and why)."""

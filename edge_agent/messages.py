@@ -135,7 +135,9 @@ class ResultMessage(Envelope):
     data: ResultData
 
 
-EventType = Literal["anomaly_start", "anomaly_end", "defect", "low_stock", "out_of_stock", "restocked"]
+EventType = Literal[
+    "anomaly_start", "anomaly_end", "defect", "low_stock", "out_of_stock", "restocked", "model_update"
+]
 
 
 class EventMessage(Envelope):
@@ -181,11 +183,32 @@ class ActiveModel(_Model):
     accuracy: dict[str, Any] = Field(default_factory=dict, description="Measured figures from the manifest.")
 
 
+UpdateStep = Literal[
+    "requested", "downloading", "verified", "loaded", "self_tested", "swapped", "probation",
+    "promoted", "rolled_back", "failed",
+]
+
+
+class ModelUpdateStatus(_Model):
+    """The latest step of an over-the-air model update (cmd/model_update)."""
+
+    pipeline: str
+    name: str
+    version: str
+    step: UpdateStep
+    ok: bool = Field(description="False once the update failed or was rolled back.")
+    reason: str = Field("", description="Why it failed or rolled back, or what the step measured.")
+    running: str = Field(description="name@version the pipeline runs after this step.")
+    previous: str | None = Field(None, description="name@version kept on disk to roll back to.")
+    at: datetime
+
+
 class ModelMessage(Envelope):
     """`model` (retained): what each pipeline runs."""
 
     kind: Literal["model"] = "model"
     models: list[ActiveModel]
+    update: ModelUpdateStatus | None = Field(None, description="The last model update step, if any.")
 
 
 class LatencySummary(_Model):
@@ -238,7 +261,7 @@ AnyMessage = Annotated[
     Field(discriminator="kind"),
 ]
 MESSAGE_ADAPTER: TypeAdapter[Any] = TypeAdapter(AnyMessage)
-COMMANDS: tuple[str, ...] = ("snapshot", "reload", "set_threshold", "trigger", "resend")
+COMMANDS: tuple[str, ...] = ("snapshot", "reload", "set_threshold", "trigger", "resend", "model_update")
 
 
 # ---------------------------------------------------------------- topics

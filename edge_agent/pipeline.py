@@ -305,6 +305,13 @@ class Pipeline(threading.Thread):
             return False, f"no result for {now - last:.0f}s"
         return True, "ok"
 
+    def swap_task(self, task: Task[Any, Any]) -> Task[Any, Any]:
+        """Put a new task (a new model) in place between two batches; returns the old one, still open."""
+        with self._lock:
+            old, self.task = self.task, task
+            self.model_label = f"{task.model.manifest.name}@{task.model.manifest.version}"
+        return old
+
     def with_task(self, action: Callable[[Task[Any, Any]], Any]) -> Any:
         """Run a command against the task between batches."""
         with self._lock:

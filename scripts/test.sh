@@ -3,7 +3,7 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -k outbox, or -m slow for the long ones).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup_venv.sh cpu,dev,tflite,cloud,bench,openvino
+scripts/setup_venv.sh cpu,dev,tflite,cloud,bench,openvino,fleet
 scripts/ensure_mosquitto.sh
 scripts/ensure_chromium.sh
 scripts/ensure_promtool.sh

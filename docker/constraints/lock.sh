@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the image constraints files from pyproject.toml with pip's own resolver, binary wheels only:
 #   py311.txt        amd64 + Raspberry Pi images: CPython 3.11, glibc 2.36 (python:3.11-slim-bookworm),
-#                    '.[cpu,tflite,openvino]', resolved for x86_64 and aarch64 (fails if the two differ)
+#                    '.[cpu,tflite,openvino,fleet]', resolved for x86_64 and aarch64 (fails if the two differ)
 #   jetson-py310.txt Jetson image: CPython 3.10, glibc 2.35 (JetPack 6 / Ubuntu 22.04), the core package with
 #                    numpy < 2 and the dependencies of onnxruntime-gpu 1.20.0; that wheel (NVIDIA's) and
 #                    OpenCV (Ubuntu's, with GStreamer) are not on the package index
@@ -35,13 +35,13 @@ print("\n".join(f"{k}=={v}" for k, v in sorted(pins.items(), key=lambda kv: kv[0
 PYEOF
 }
 
-resolve x86 3.11 36 x86_64 ".[cpu,tflite,openvino]"
-resolve arm 3.11 36 aarch64 ".[cpu,tflite,openvino]"
+resolve x86 3.11 36 x86_64 ".[cpu,tflite,openvino,fleet]"
+resolve arm 3.11 36 aarch64 ".[cpu,tflite,openvino,fleet]"
 cmp -s "$work/x86.txt" "$work/arm.txt" || { diff "$work/x86.txt" "$work/arm.txt" >&2; echo "lock.sh: x86_64 and aarch64 resolve differently" >&2; exit 2; }
 # NVIDIA's onnxruntime-gpu 1.20.0 for JetPack 6 is built from the same setup.py as PyPI's onnxruntime 1.20.0,
 # so resolving the latter pins the wheel's dependencies (coloredlogs, flatbuffers, protobuf, sympy...); the
 # onnxruntime line itself is dropped, the image installs NVIDIA's wheel in its place.
-resolve jetson 3.10 35 aarch64 "." "numpy<2" "onnxruntime==1.20.0"
+resolve jetson 3.10 35 aarch64 ".[fleet]" "numpy<2" "onnxruntime==1.20.0"
 grep -v '^onnxruntime==' "$work/jetson.txt" > "$work/jetson.deps" && mv "$work/jetson.deps" "$work/jetson.txt"
 
 {

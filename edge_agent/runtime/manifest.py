@@ -75,6 +75,14 @@ class ModelFile(_Strict):
     )
 
 
+class SelfTest(_Strict):
+    """Sample inputs and the outputs they must give: a model update runs them before it swaps."""
+
+    file: str = Field(description="An .npz beside the manifest with input_0.. and output_0.. arrays.")
+    atol: float = Field(1e-3, ge=0, description="Absolute tolerance per output element.")
+    rtol: float = Field(1e-2, ge=0, description="Relative tolerance per output element.")
+
+
 class Manifest(_Strict):
     """manifest.yaml of one model folder."""
 
@@ -92,6 +100,7 @@ class Manifest(_Strict):
     thresholds: dict[str, float] = Field(default_factory=dict, description="Named decision thresholds.")
     params: dict[str, Any] = Field(default_factory=dict, description="Task parameters (normalisation, window).")
     metrics: dict[str, Any] = Field(default_factory=dict, description="Measured accuracy, see MODEL_CARD.md.")
+    self_test: SelfTest | None = Field(None, description="Samples an over-the-air update must reproduce.")
 
     @model_validator(mode="after")
     def _default_variant_exists(self) -> Manifest:

@@ -81,6 +81,9 @@ def choose_providers(wanted: Sequence[str], available: Sequence[str], config: On
                 "trt_fp16_enable": config.tensorrt_fp16,
             }
             chosen.append((name, options))
+        elif key == "openvino":
+            # Without it the OpenVINO provider takes every core, against the daemon's thread budget.
+            chosen.append((name, {"num_of_threads": str(config.intra_op_threads)}))
         else:
             chosen.append(name)
     if "CPUExecutionProvider" not in [c if isinstance(c, str) else c[0] for c in chosen]:

@@ -33,7 +33,7 @@ def declared(*extras: str) -> list[Requirement]:
 
 @pytest.mark.parametrize(
     ("name", "extras"),
-    [("py311.txt", ("cpu", "tflite", "openvino")), ("jetson-py310.txt", ())],
+    [("py311.txt", ("cpu", "tflite", "openvino", "fleet")), ("jetson-py310.txt", ("fleet",))],
 )
 def test_every_declared_dependency_is_pinned_within_its_range(name: str, extras: tuple[str, ...]) -> None:
     pinned = pins(name)

@@ -145,6 +145,7 @@ def test_public_surface_is_pinned() -> None:
         "MESSAGE_ADAPTER",
         "MetricsMessage",
         "ModelMessage",
+        "ModelUpdateStatus",
         "PipelineStatus",
         "ResultData",
         "ResultMessage",
@@ -157,10 +158,11 @@ def test_public_surface_is_pinned() -> None:
         "TOPIC_ROOT",
         "TaskKind",
         "Timing",
+        "UpdateStep",
         "ZoneCount",
     ]
     assert m.TOPIC_ROOT == "edge/v1" and m.SCHEMA_VERSION == 1
-    assert m.COMMANDS == ("snapshot", "reload", "set_threshold", "trigger")
+    assert m.COMMANDS == ("snapshot", "reload", "set_threshold", "trigger", "resend", "model_update")
 
 
 @pytest.mark.parametrize("name", sorted(EXAMPLES))
