@@ -35,6 +35,10 @@ def _check_model(index: int, ref: Any, lines: dict[Loc, int]) -> list[ConfigIssu
         manifest = load_manifest(ref.path)
         variant = pick_variant(manifest, ref.variant, ref.runtime.kind)
         _, entry, _ = verify_file(ref.path, manifest, variant)
+        if manifest.decoder == "patch_knn":  # a defect model's memory bank sits beside its file: run loads it too
+            from edge_agent.tasks.defect.patches import verify_bank
+
+            verify_bank(ref.path, manifest, variant)
     except EdgeAgentError as exc:
         hint = "run `edge-agent models list` to see the installed models"
         return [ConfigIssue(".".join(map(str, loc)), str(exc), _line(lines, loc), hint)]

@@ -56,7 +56,7 @@ def fitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     buffer = io.StringIO()
     with contextlib.redirect_stderr(buffer):
         code = main(["--good", str(tmp / "train" / "good"), "--out", str(out), "--bank", "256", "--folds", "4",
-                     "--max-false-reject", "0.1", "--threads", "1"])  # fmt: skip
+                     "--max-false-reject", "0.1", "--threads", "1", "--latency-runs", "20"])  # fmt: skip
     capture.write_text(buffer.getvalue())
     assert code == 0, buffer.getvalue()[-3000:]
     return out, tmp / "eval", buffer.getvalue()
@@ -100,7 +100,7 @@ def test_known_defects_set_a_balanced_threshold_and_a_measured_miss_rate(
     write_set(tmp_path / "d", good=24, defects=8, size=96, seed=5)
     out = tmp_path / "m"
     err = fit(["--good", str(tmp_path / "d" / "good"), "--defects", str(tmp_path / "d" / "defects"), "--out",
-               str(out), "--bank", "128", "--folds", "3", "--threads", "1"], capsys)  # fmt: skip
+               str(out), "--bank", "128", "--folds", "3", "--threads", "1", "--latency-runs", "0"], capsys)  # fmt: skip
     card = (out / "MODEL_CARD.md").read_text()
     assert "Miss rate on the 8 known defects" in card and "misses on known defects" in err
     assert "unknown" not in card.split("## What it will do")[1].split("|")[0]
@@ -109,9 +109,10 @@ def test_known_defects_set_a_balanced_threshold_and_a_measured_miss_rate(
 def test_a_fitted_model_judges_the_demo_parts_through_edge_agent_run(
     mosquitto: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_set(tmp_path / "train", good=40, defects=0, size=256, seed=11)
+    write_set(tmp_path / "train", good=24, defects=0, size=256, seed=11)
     model = tmp_path / "model"
-    fit(["--good", str(tmp_path / "train" / "good"), "--out", str(model), "--bank", "512", "--threads", "1"], capsys)
+    fit(["--good", str(tmp_path / "train" / "good"), "--out", str(model), "--bank", "256", "--threads", "1",
+         "--latency-runs", "0"], capsys)  # fmt: skip
     pipeline = {"name": "line1", "source": {"kind": "folder", "path": str(PARTS)}, "model": {"path": str(model)},
                 "task": {"kind": "defect"}}  # fmt: skip
     path = agent_config(tmp_path, mosquitto.port, device={"site": "plant", "id": "line-1"}, pipelines=[pipeline])
@@ -139,3 +140,22 @@ def test_a_fitted_model_judges_the_demo_parts_through_edge_agent_run(
     good = [p for p in parts if p.endswith("_good.jpg")]
     assert len([p for p in defective if p in failed]) >= 0.75 * len(defective), failed
     assert len([p for p in good if p in failed]) <= 1, failed
+
+
+def test_check_refuses_a_model_whose_memory_bank_was_changed(fitted: tuple[Path, Path, str], tmp_path: Path) -> None:
+    import shutil
+
+    from edge_agent.check import check_config
+    from edge_agent.errors import ConfigError
+
+    out, data, _err = fitted
+    model = tmp_path / "model"
+    shutil.copytree(out, model)
+    pipeline = {"name": "line1", "source": {"kind": "folder", "path": str(data / "good")},
+                "model": {"path": str(model)}, "task": {"kind": "defect"}}  # fmt: skip
+    config = agent_config(tmp_path, 1883, pipelines=[pipeline])
+    check_config(config)  # the fitted folder as written passes
+    bank = model / "memory_bank_onnx-int8.npy"
+    np.save(bank, np.load(bank) + 1.0)
+    with pytest.raises(ConfigError, match="memory_bank_onnx-int8.npy: sha256"):
+        check_config(config)

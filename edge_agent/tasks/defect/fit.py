@@ -46,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: parts lying the other way are turned a quarter turn (patch recipe)")  # fmt: skip
     p.add_argument("--bank", type=int, default=2048, help="memory bank size in patches (patch recipe)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds for the threshold (patch recipe)")
+    p.add_argument("--latency-runs", type=int, default=200,
+                   help="items timed on the written model for the card's latency (0: not timed)")  # fmt: skip
     p.add_argument("--good", type=Path, required=True, help="folder of images of good parts")
     p.add_argument("--defects", type=Path, help="optional folder of images of defective parts (threshold only)")
     p.add_argument("--out", type=Path, required=True, help="model folder to write, e.g. models/my-part")

@@ -49,6 +49,15 @@ def _miss_lines(manifest: Manifest) -> list[str]:
             " also set the threshold, so this figure is optimistic for defects unlike them."]  # fmt: skip
 
 
+def _latency_line(m: dict[str, Any]) -> str:
+    if "latency_p95_ms" not in m:
+        return "Latency per item: not timed by this fit (`--latency-runs 0`)."
+    return (
+        f"Latency per item (preprocess + int8 ONNX backbone + nearest-neighbour scoring, 1 thread, {cpu_name()},"
+        f" measured by the fit on a shared machine): p50 {m['latency_p50_ms']} ms, p95 {m['latency_p95_ms']} ms."
+    )
+
+
 def card_text(manifest: Manifest, record: FitRecord) -> str:
     m, p, spec = manifest.metrics, manifest.params, manifest.inputs[0]
     default = m["variants"][manifest.default_variant]
@@ -75,8 +84,7 @@ def card_text(manifest: Manifest, record: FitRecord) -> str:
         f"- Asked for: at most {p['max_false_reject']:.1%} false rejects.", "",
         *_miss_lines(manifest), "",
         *_variant_lines(m["variants"]), "",
-        f"Latency per item (preprocess + int8 ONNX backbone + nearest-neighbour scoring, 1 thread, {cpu_name()}):"
-        f" p50 {m.get('latency_p50_ms', 'n/a')} ms, p95 {m.get('latency_p95_ms', 'n/a')} ms.", "",
+        _latency_line(m), "",
         "Reproduce:", "", "```", record.command, "```", "",
         "## Where it fails", "",
         "- Normal variation that the good photos do not show (new lighting, another fixture position, a new batch"

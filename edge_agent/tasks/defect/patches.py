@@ -93,15 +93,21 @@ def variant_params(manifest: Manifest, variant: str) -> dict[str, Any]:
     return entry
 
 
-def load_scorer(model_dir: Path, manifest: Manifest, variant: str) -> PatchScorer:
-    """The variant's memory bank named in the manifest, checked against its sha256."""
-    entry = variant_params(manifest, variant)
-    info = entry.get("memory_bank") or {}
-    path = model_dir / str(info.get("path", BANK_FILE))
+def verify_bank(model_dir: Path, manifest: Manifest, variant: str) -> Path:
+    """The variant's memory bank file once it exists and its sha256 matches the manifest (`check` calls this too)."""
+    info = variant_params(manifest, variant).get("memory_bank") or {}
+    path = model_dir / str(info.get("path", BANK_FILE.format(variant=variant)))
     if not path.is_file():
         raise ModelError(f"{path}: the memory bank listed in {model_dir / 'manifest.yaml'} is missing")
     if sha256_file(path) != info.get("sha256"):
         raise ModelError(f"{path}: sha256 does not match the manifest; restore the model folder or fit it again")
+    return path
+
+
+def load_scorer(model_dir: Path, manifest: Manifest, variant: str) -> PatchScorer:
+    """The variant's memory bank named in the manifest, checked against its sha256."""
+    entry = variant_params(manifest, variant)
+    path = verify_bank(model_dir, manifest, variant)
     try:
         bank = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:

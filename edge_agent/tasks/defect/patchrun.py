@@ -81,7 +81,8 @@ def run_patch(args: argparse.Namespace, argv: Sequence[str], name: str, bar: Any
     manifest = write_model(args.out, record, geometry, paths, weights, fits, settings)
     if holder is not None:
         holder.cleanup()
-    manifest = add_latency(args.out, manifest, measure_in_subprocess(args.out))
+    if args.latency_runs > 0:
+        manifest = add_latency(args.out, manifest, measure_in_subprocess(args.out, runs=args.latency_runs))
     write_card(args.out, manifest, record)
     say(summary(manifest))
     say(f"done in {time.monotonic() - started:.0f}s: {args.out}")

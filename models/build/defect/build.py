@@ -9,7 +9,7 @@ One command, fixed seeds (run from the repository root with the training interpr
 2. fits the model on the good parts only with the fit defaults (`edge-agent fit defect --good ...
    --out ...`: patch features + memory bank; no defect images, so the threshold comes from
    cross-validated good parts and the card says the miss rate is unknown from the fit alone);
-3. writes the demo folder (seed 13), which the model never saw;
+3. judges the committed demo folder (seed 13, never seen by the fit; --write-demo rewrites it);
 4. evaluates fp32 ONNX, int8 ONNX and int8 TFLite on the evaluation set with the daemon's runtimes
    (in --eval-python, which needs onnxruntime and ai-edge-litert) and adds the figures to the card.
 """
@@ -40,6 +40,7 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=REPO / "models" / "defect-synthetic", help="model folder")
     p.add_argument("--demo", type=Path, default=REPO / "examples" / "data" / "defect_demo", help="demo folder")
     p.add_argument("--threads", type=int, default=2, help="fit threads")
+    p.add_argument("--write-demo", action="store_true", help="rewrite the demo parts (seed 13) before evaluating")
     p.add_argument("--eval-python", default=sys.executable, help="interpreter with onnxruntime + ai-edge-litert")
     p.add_argument(
         "--kolektor-json",
@@ -58,9 +59,10 @@ def main() -> int:
            "--out", str(args.out), "--name", "defect-synthetic", "--threads", str(args.threads), "--force",
            "--card-note", NOTE]  # fmt: skip
     subprocess.run(fit, check=True, env=env, cwd=REPO)
-    for old in args.demo.glob("part_*.jpg"):
-        old.unlink()
-    write_demo(args.demo, count=36, defect_every=3, size=256, seed=13)
+    if args.write_demo:  # the committed demo parts are the check; rewrite them only when the generator changes
+        for old in args.demo.glob("part_*.jpg"):
+            old.unlink()
+        write_demo(args.demo, count=36, defect_every=3, size=256, seed=13)
     evaluate = [args.eval_python, str(Path(__file__).with_name("evaluate_synthetic.py")), "--model", str(args.out),
                 "--data", str(args.work / "eval"), "--kolektor-json", str(args.kolektor_json),
                 "--elpv-json", str(args.elpv_json), "--demo", str(args.demo)]  # fmt: skip
