@@ -157,5 +157,5 @@ def test_check_refuses_a_model_whose_memory_bank_was_changed(fitted: tuple[Path,
     check_config(config)  # the fitted folder as written passes
     bank = model / "memory_bank_onnx-int8.npy"
     np.save(bank, np.load(bank) + 1.0)
-    with pytest.raises(ConfigError, match="memory_bank_onnx-int8.npy: sha256"):
+    with pytest.raises(ConfigError, match=r"memory_bank_onnx-int8\.npy: sha256"):
         check_config(config)
