@@ -103,7 +103,9 @@ def _defect(model_dir: Path, manifest: Manifest, variants: list[str], opts: Accu
 
     # The job's own evaluation set: write_set(seed 12), unseen by the fit (its training parts use seed 11).
     each = max(2, min(100, opts.samples // 2))
-    h, w = int(manifest.inputs[0].shape[2] or 1), int(manifest.inputs[0].shape[3] or 1)
+    spec = manifest.inputs[0]
+    dims = spec.shape[1:3] if spec.layout == "NHWC" else spec.shape[2:4]  # a patch defect model's input is NHWC
+    h, w = int(dims[0] or 1), int(dims[1] or 1)
     with tempfile.TemporaryDirectory() as tmp:
         write_set(Path(tmp), good=each, defects=each, size=256, seed=12)
         frames, labels, masks = _load_parts(Path(tmp), w, h)

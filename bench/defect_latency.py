@@ -1,10 +1,11 @@
 """Per-item latency of the defect task: preprocess + model + decode + decision (+ snapshot on fails).
 
-    python -m bench.defect_latency --model models/defect-synthetic --frames examples/data/defect_demo
+    OPENBLAS_NUM_THREADS=1 python -m bench.defect_latency --model models/defect-synthetic
 
 Frames are resized to the model's input size first (the camera/ROI delivers that size), then every
 variant in the manifest judges the same items one at a time with one thread; the bare runtime is
-timed on the same inputs in the same run, so the task's overhead is visible as a ratio.
+timed on the same inputs in the same run, so the task's overhead is visible as a ratio (for a patch model
+the overhead includes the nearest-neighbour scoring; OPENBLAS_NUM_THREADS=1 holds that product to 1 thread).
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", type=Path, default=REPO / "artifacts" / "defect_latency.json")
     args = p.parse_args(argv)
     manifest = load_manifest(args.model)
-    h, w = manifest.inputs[0].shape[2] or 1, manifest.inputs[0].shape[3] or 1
+    spec = manifest.inputs[0]
+    h, w = (spec.shape[1], spec.shape[2]) if spec.layout == "NHWC" else (spec.shape[2], spec.shape[3])
+    h, w = h or 1, w or 1
     paths = sorted(args.frames.glob("*.jpg")) + sorted(args.frames.glob("*.png"))
     if not paths:
         print(f"error: no images in {args.frames}", file=sys.stderr)
