@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,6 +28,7 @@ from edge_agent.tasks.sensor.dataio import parse_time
 
 logger = logging.getLogger(__name__)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "examples" / "demo.yaml"
+BUSINESS_CASE = DEFAULT_CONFIG.with_name("demo_business.json")
 
 
 class OperatorView:
@@ -122,12 +124,32 @@ def start_service(host: str, port: int) -> subprocess.Popen[bytes] | None:
     proc = subprocess.Popen([exe, "serve", "--host", "127.0.0.1", "--port", str(http_port)], env=env)
     if not _wait_subscribed(http_port, proc):
         logger.warning("roi_service did not report a broker connection within 60 s; early results may be missed")
+    seed_business_case(f"http://127.0.0.1:{http_port}", env["ROI_TOKEN"], BUSINESS_CASE)
     print(
         f"roi_service dashboard: http://127.0.0.1:{http_port}/login/link/{link}  "
         f"(or http://127.0.0.1:{http_port}/ with token {env['ROI_TOKEN']})",
         flush=True,
     )
     return proc
+
+
+def seed_business_case(base_url: str, token: str, path: Path) -> None:
+    """The owner's figures of docs/roi.md's worked example (use cases and readiness), through the REST API."""
+    case = json.loads(path.read_text())
+    requests = [(f"/api/v1/use-cases/{urllib.parse.quote(u['name'])}", u) for u in case["use_cases"]]
+    requests.append(("/api/v1/readiness", case["readiness"]))
+    for route, body in requests:
+        request = urllib.request.Request(  # noqa: S310 - base_url is the demo's own http://127.0.0.1 service
+            base_url + route,
+            data=json.dumps(body).encode(),
+            method="PUT",
+            headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10):  # noqa: S310 - as above
+                pass
+        except OSError as exc:
+            logger.warning("demo: could not store %s in roi_service: %s", route, exc)
 
 
 def _fresh_demo_db(path: Path) -> str:

@@ -274,15 +274,32 @@ def evidence(window: Window, start: datetime, end: datetime) -> dict[str, tuple[
     verdicts = [window.verdicts.get(row[1]) for row in window.events.between(start, end)]
     judged = verdicts.count("confirmed") + verdicts.count("false_alarm")
     minutes = _data_minutes(window, start, end)
-    out: dict[str, tuple[str, Band]] = {
-        f"latency_{q}_ms": (sample, percentile_band(timings, int(q[1:]) / 100)) for q in ("p50", "p95", "p99")
-    }
-    out["under_target_share"] = (sample, _pct(wilson_band(sum(t < 100.0 for t in timings), len(timings))))
+    out: dict[str, tuple[str, Band]] = _latency_evidence(window, start, end, sample, timings)
     throughput = poisson_band(len(results))
     out["throughput_per_min"] = (sample, (throughput[0] / minutes, throughput[1] / minutes) if minutes else None)
     out["flag_rate"] = (sample, _pct(wilson_band(sum(flagged), len(flagged))))
     out["operator_precision"] = (f"{judged} events judged", _pct(wilson_band(verdicts.count("confirmed"), judged)))
     out["uptime_pct"] = (sample, None)
+    return out
+
+
+def _latency_evidence(
+    window: Window, start: datetime, end: datetime, sample: str, timings: list[float]
+) -> dict[str, tuple[str, Band]]:
+    """Bands from raw result timings only when the value came from them; devices' own percentiles have none here."""
+    reports = [body for _, body in window.metrics.between(start, end)]
+    task = window.scope.task
+    inferences = sum(
+        int(s.get("count", 0)) for body in reports for s in body.get("pipelines", []) if task in (None, s.get("task"))
+    )
+    keys = ("latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "under_target_share")
+    if inferences:
+        text = f"{inferences:,} inferences in {len(reports)} metrics report{'' if len(reports) == 1 else 's'}"
+        return dict.fromkeys(keys, (text, None))
+    out: dict[str, tuple[str, Band]] = {
+        f"latency_{q}_ms": (sample, percentile_band(timings, int(q[1:]) / 100)) for q in ("p50", "p95", "p99")
+    }
+    out["under_target_share"] = (sample, _pct(wilson_band(sum(t < 100.0 for t in timings), len(timings))))
     return out
 
 
