@@ -117,6 +117,20 @@ def _start_ingest(settings: ServiceSettings, engine: Any, metrics: ServiceMetric
     return consumer
 
 
+def _start_registry(settings: ServiceSettings) -> Any:
+    """The model registry and staged rollouts, when ROI_REGISTRY_URL (how devices reach this service) is set."""
+    url = os.environ.get("ROI_REGISTRY_URL")
+    if not url:
+        return None
+    from roi_service.registry.service import RegistryService
+
+    beside = folder_beside(settings.database_url, Path("roi.snapshots"))
+    root = Path(os.environ.get("ROI_REGISTRY_DIR") or beside.with_suffix(".registry"))
+    registry = RegistryService(root, url, settings.mqtt)
+    registry.start()
+    return registry
+
+
 def _serve(args: argparse.Namespace, settings: ServiceSettings, engine: Any) -> int:
     import uvicorn
 
@@ -133,6 +147,7 @@ def _serve(args: argparse.Namespace, settings: ServiceSettings, engine: Any) -> 
         print(f"roi-service: {exc}", file=sys.stderr)
         return 2
     snapshots = SnapshotStore(folder_beside(settings.database_url))
+    registry = _start_registry(settings)
     app = create_app(
         engine,
         token,
@@ -141,10 +156,13 @@ def _serve(args: argparse.Namespace, settings: ServiceSettings, engine: Any) -> 
         login_link=login_link,
         sample_policy=policy,
         snapshots=snapshots,
+        registry=registry,
     )
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level.lower())
     finally:
+        if registry is not None:
+            registry.stop()
         if consumer is not None:
             consumer.stop()
     return 0

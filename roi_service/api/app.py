@@ -19,6 +19,8 @@ from roi_service.api.auth import COOKIE, DEFAULT_MAX_AGE_S, session_secret
 from roi_service.calc.evidence import SamplePolicy
 from roi_service.kpi import KpiTargets
 from roi_service.metrics import ServiceMetrics
+from roi_service.registry import api as registry_api
+from roi_service.registry.service import RegistryService
 from roi_service.snapshots import SnapshotStore
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web" / "static"
@@ -39,6 +41,7 @@ def create_app(
     login_link: str | None = None,
     sample_policy: SamplePolicy | None = None,
     snapshots: SnapshotStore | None = None,
+    registry: RegistryService | None = None,
 ) -> FastAPI:
     """Build the app; every dependency is an argument so tests hand in their own database, clock and registry."""
     app = FastAPI(
@@ -68,6 +71,9 @@ def create_app(
     app.include_router(routes.router)
     app.include_router(views.router)
     app.include_router(forms.router)
+    app.state.registry = registry  # None: the model registry and rollouts are off (404)
+    app.include_router(registry_api.api)
+    app.include_router(registry_api.downloads)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/healthz", include_in_schema=False)
