@@ -85,7 +85,12 @@ def test_existing_output_needs_force(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 @pytest.mark.parametrize(
     ("flag", "value", "message"),
-    [("--size", "big", "WIDTHxHEIGHT"), ("--size", "100x100", "multiples of 8"), ("--roi", "1,2,3", "x,y,width")],
+    [
+        ("--size", "big", "WIDTHxHEIGHT"),
+        ("--size", "100x100", "multiples of 8"),
+        ("--size", "104x96", "multiples of 16"),
+        ("--roi", "1,2,3", "x,y,width"),
+    ],
 )
 def test_bad_options_are_one_line_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], flag: str, value: str, message: str

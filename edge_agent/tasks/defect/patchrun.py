@@ -24,6 +24,8 @@ def read_good(args: argparse.Namespace) -> tuple[PartInputs, Any, int]:
     """Good images as model inputs, the geometry chosen from them and how many files were skipped."""
     roi = parse_roi(args.roi) if args.roi else None
     size = parse_size(args.size)
+    if size and (size[0] % 16 or size[1] % 16):
+        raise DataError(f"--size {args.size}: width and height must be multiples of 16 (the feature maps' stride)")
     frames, names, notes = read_folder(args.good, "good", roi)
     for note in notes:
         warn(note)
