@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -100,7 +101,7 @@ def roi_row(item: RankedUseCase) -> dict[str, Any]:
         "sample": ev.sample.describe(),
         "sample_items": ev.sample.items,
         "sample_hours": round(ev.sample.hours, 3),
-        "needs_more_days": round(ev.needs_days, 1) if no else None,
+        "needs_more_days": math.ceil(ev.needs_days * 10) / 10 if no else None,  # never "needs 0.0 more days"
         "catches_sample": item.measured.catches,
         "catches_sample_band": [round(ev.catches_band[0], 1), round(ev.catches_band[1], 1)],
         "benefit_month_eur": _money(roi.benefit_month, no),

@@ -199,3 +199,49 @@ def day_of_traffic(device: Device, start: datetime = EPOCH, results: int = 200) 
     )
     out.append((t, payload(m)))
     return out
+
+
+@dataclass(frozen=True)
+class Job:
+    """One job of docs/roi.md's worked example: how often it reports and how often it catches something."""
+
+    device: Device
+    every: timedelta  # one result per item, frame or window
+    catch_every: int  # every n-th result raises the job's event
+    event: str
+    false_alarm_every: int = 0  # every n-th event is judged a false alarm (0: none)
+
+
+def worked_example_jobs() -> list[Job]:
+    """A week on the appliance: a line camera (a part a minute, 2% defective), a shelf camera (a frame every
+    5 minutes, a stock-out every 8 hours) and a pump's sensors (a window every 5 minutes, two anomalies)."""
+    return [
+        Job(Device("plant", "line-cam", "defect", "line1", seed=11), timedelta(minutes=1), 50, "defect", 10),
+        Job(Device("plant", "shelf-cam", "shelf", "aisle3", seed=12), timedelta(minutes=5), 96, "out_of_stock"),
+        Job(Device("plant", "pump-7", "sensor_anomaly", "pump", seed=13), timedelta(minutes=5), 1000, "anomaly_start"),
+    ]
+
+
+Timed = tuple[str, bytes, datetime]  # topic, payload, when it was sent
+
+
+def worked_example_week(start: datetime = EPOCH, days: int = 7) -> tuple[list[Timed], dict[str, str]]:
+    """The example's messages (status, results, events) and the operators' verdict on each event by message_id."""
+    out: list[Timed] = []
+    verdicts: dict[str, str] = {}
+    for job in worked_example_jobs():
+        t, m = job.device.status(start, "online")
+        out.append((t, payload(m), start))
+        count = int(timedelta(days=days) / job.every) + 1
+        for i in range(count):
+            at = start + i * job.every
+            flagged = i % job.catch_every == job.catch_every - 1
+            t, m = job.device.result(at, total_ms=30.0, flagged=flagged)
+            out.append((t, payload(m), at))
+            if flagged:
+                t, event = job.device.event(at, job.event)
+                out.append((t, payload(event), at))
+                n = len([v for v in verdicts.values() if v]) + 1
+                judged = "false_alarm" if job.false_alarm_every and n % job.false_alarm_every == 0 else "confirmed"
+                verdicts[str(event.message_id)] = judged
+    return out, verdicts
