@@ -277,16 +277,20 @@ class App:
             time.sleep(0.05)
         return False
 
+    def _stop_pipelines(self) -> None:
+        for p in self.pipelines:
+            p.runner.stop()
+            p.stop()
+        for p in self.pipelines:
+            if p.ident is not None:  # a boot that failed half-way has pipelines that never started
+                p.join(timeout=1.5)
+
     def stop(self, drain_s: float = 1.5) -> None:
         """Stop sources, then pipelines, flush metrics, give the forwarder a moment, say offline."""
         self._stop.set()
         self.fleet.stop()
         self.status_watcher.stop()
-        for p in self.pipelines:
-            p.runner.stop()
-            p.stop()
-        for p in self.pipelines:
-            p.join(timeout=1.5)
+        self._stop_pipelines()
         self.publish_metrics(1.0)
         if self.link is not None and self.link.connected.is_set():
             self.drain(drain_s)
