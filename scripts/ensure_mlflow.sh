@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${MLFLOW_VENV:-.venv-mlflow}
-VERSION=${MLFLOW_VERSION:-3.18.0}
+VERSION=${MLFLOW_VERSION:-3.17.2}
 PY=${PYTHON:-python3}
 if [ ! -x "$VENV/bin/mlflow" ] || ! "$VENV/bin/python" -c "import mlflow, sys; sys.exit(mlflow.__version__ != '$VERSION')" 2> /dev/null; then
     echo "ensure_mlflow: installing mlflow $VERSION into $VENV" >&2

@@ -5,17 +5,19 @@
     POST /api/registry/rollouts          {"name", "version", "rollback_to"?, "devices"?} (token)
     GET  /api/registry/rollouts          rollouts and each device's state (token)
     GET  /api/registry/devices           what each device runs and its last update step (token)
+    GET  /registry                       a page: each device's model and each rollout's state (token or login)
     GET  /registry/archive/N/V.tar.gz    the archive, for devices (no token: they check its sha256 and
                                          signature from the authenticated command)
 """
 
 from __future__ import annotations
 
+import html
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from pydantic import BaseModel, Field
 
 from roi_service.api.auth import require_token
@@ -85,3 +87,26 @@ def archive(name: str, version: str, request: Request) -> FileResponse:
     except RegistryError as exc:
         raise HTTPException(404, str(exc)) from exc
     return FileResponse(svc.registry.archive_path(name, version), media_type="application/gzip")
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+@downloads.get("", response_class=HTMLResponse, dependencies=[Depends(require_token)])
+def page(request: Request) -> HTMLResponse:
+    svc = service(request)
+    devices = _table(["device", "pipeline", "model", "version", "last update step", "reason"],
+                     [[r["device"], r["pipeline"], r["model"], r["version"], r["update_step"] or "",
+                       r["update_reason"]] for r in svc.device_rows()])  # fmt: skip
+    parts = [f"<h1>Models on the fleet</h1>{devices}", "<h1>Rollouts</h1>"]
+    for r in reversed(svc.engine.rollouts):
+        stage = f"stage {r.stage + 1} of {len(r.stages)} ({round(r.stages[r.stage] * 100)} %)"
+        parts.append(f"<h2>{html.escape(r.name)} {html.escape(r.version)}: {html.escape(r.state)}, {stage}</h2>")
+        parts.append(f"<p>{html.escape(r.reason)}</p>" if r.reason else "")
+        parts.append(_table(["device", "stage", "status", "detail"],
+                            [[d.device, d.stage + 1, d.status, d.detail] for d in r.devices]))  # fmt: skip
+    style = "<style>body{font-family:sans-serif}td,th{padding:2px 8px;text-align:left}</style>"
+    return HTMLResponse(f"<!doctype html><title>Fleet models</title>{style}{''.join(parts)}")

@@ -129,6 +129,11 @@ def test_rollout_advances_by_stage_and_stops_and_rolls_back_on_a_failing_device(
         assert bad in final["reason"] and "error rate" in final["reason"]
         versions = lambda: {r["version"] for r in api(base, "/api/registry/devices")}  # noqa: E731
         wait(lambda: versions() == {"1.0.0"}, 30, "every device on 1.0.0")
+        request = urllib.request.Request(f"{base}/registry", headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            page = response.read().decode()
+        assert "tiny-classifier 2.0.0: stopped, stage 3 of 3 (100 %)" in page
+        assert all(f"<td>{d}</td>" in page for d in DEVICES) and "<td>reverted</td>" in page
     finally:
         for agent in agents:
             stop_agent(agent)

@@ -144,3 +144,22 @@ def test_probation_judge_watches_latency_and_event_rate() -> None:
         metrics.events.labels("cls", "defect").inc()
         metrics.stage_seconds.labels("cls", "total").observe(0.4)
     assert "events per result 1.00" in str(events.verdict(read_counts(metrics.registry, "cls")))
+
+
+def test_a_signature_made_with_openssl_as_the_docs_say_verifies(tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+
+    pytest.importorskip("cryptography")
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl")
+    key, pub, archive = tmp_path / "fleet.key", tmp_path / "fleet.pub", tmp_path / "m.tar.gz"
+    archive.write_bytes(BODY)
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True)
+    raw = subprocess.run(["openssl", "pkeyutl", "-sign", "-inkey", str(key), "-rawin", "-in", str(archive)],
+                         check=True, capture_output=True).stdout  # fmt: skip
+    check_signature(archive, base64.b64encode(raw).decode(), pub)
+    archive.write_bytes(BODY[:-1] + b"x")
+    with pytest.raises(UpdateError, match="signature does not match"):
+        check_signature(archive, base64.b64encode(raw).decode(), pub)
