@@ -91,6 +91,10 @@ class App:
 
     def _record_model(self, pipeline: str, model: LoadedModel) -> None:
         mf = model.manifest
+        for family in self.metrics.model_info.collect():  # a swapped-out model is no longer active
+            for sample in family.samples:
+                if sample.labels["pipeline"] == pipeline:
+                    self.metrics.model_info.remove(*sample.labels.values())
         self.metrics.model_info.labels(
             pipeline,
             mf.name,
