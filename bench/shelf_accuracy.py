@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig
@@ -28,6 +29,7 @@ from edge_agent.runtime.registry import load_model
 from edge_agent.tasks.detection import DecodeSpec, Detections, box_iou, get_decoder
 from edge_agent.tasks.preprocess import ImagePreprocessor
 from edge_agent.tasks.shelf.compose import Layout, ProductLibrary, Shelf, ShelfComposer
+from edge_agent.tasks.shelf.compose_hard import HardShelfComposer, texture_photos
 from edge_agent.tasks.shelf.logic import points_in_polygon
 from edge_agent.tasks.shelf.task import to_frame
 
@@ -43,15 +45,32 @@ class Frame:
     true_counts: np.ndarray
 
 
-def held_out(data: Path | None, count: int) -> list[Frame]:
+def held_out(data: Path | None, count: int, kind: str = "plain", textures: list[Path] | None = None) -> list[Frame]:
+    """Held-out frames of one set: plain (the first composer), hard (compose_hard), empty (no products at all:
+    held-out texture photos, and hard-composer walls with clutter but no products)."""
     library = ProductLibrary.from_grocery_store(data, split="heldout") if data else ProductLibrary.procedural(seed=7)
-    composer = ShelfComposer(library, HELDOUT_LAYOUT)
     rng = np.random.default_rng(HELDOUT_SEED)
-    frames = []
-    for _ in range(count):
-        shelf = composer.compose(rng)
-        frames.append(Frame(shelf, zone_counts(shelf.boxes, shelf.zones)))
-    return frames
+    if kind == "plain":
+        composer = ShelfComposer(library, HELDOUT_LAYOUT)
+        shelves = [composer.compose(rng) for _ in range(count)]
+    else:
+        photos = texture_photos(textures, "heldout") if textures else []
+        hard = HardShelfComposer(library, photos)
+        if kind == "hard":
+            shelves = [hard.compose(rng) for _ in range(count)]
+        else:
+            shelves = [_photo_frame(p, rng) for p in photos[: count // 2]]
+            shelves += [hard.compose(rng, products=False) for _ in range(count - len(shelves))]
+    return [Frame(shelf, zone_counts(shelf.boxes, shelf.zones)) for shelf in shelves]
+
+
+def _photo_frame(photo: np.ndarray, rng: np.random.Generator) -> Shelf:
+    """A real photo without products at a camera-like size, one zone over the whole frame."""
+    width = int(rng.integers(640, 1281))
+    image = cv2.resize(photo, (width, int(width * photo.shape[0] / photo.shape[1])))
+    h, w = image.shape[:2]
+    zone = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    return Shelf(image, np.zeros((0, 4), np.float32), [zone], [0], np.zeros(0, np.int64))
 
 
 def zone_counts(boxes: np.ndarray, zones: list[np.ndarray]) -> np.ndarray:
@@ -94,17 +113,18 @@ def match(pred: Detections, truth: np.ndarray, iou: float = 0.5) -> list[tuple[f
     return out
 
 
-def evaluate(model_dir: Path, variant: str, frames: list[Frame]) -> dict[str, Any]:
+def evaluate(model_dir: Path, variant: str, frames: list[Frame], class_agnostic: bool = False) -> dict[str, Any]:
     manifest = load_manifest(model_dir)
     fmt = manifest.files[variant].format
     runtime = LiteRTConfig(kind="litert", threads=1) if fmt == "tflite" else OnnxRuntimeConfig(intra_op_threads=1)
     model = load_model(model_dir, variant, runtime)
-    operating = DecodeSpec.from_manifest(manifest)
+    overrides = {"class_agnostic": True} if class_agnostic else {}
+    operating = DecodeSpec.from_manifest(manifest, **overrides)
     low = operating.with_threshold(0.01)  # the whole precision/recall curve for mAP
     decoder = get_decoder(manifest.decoder)
     pre = ImagePreprocessor(manifest.inputs[0], letterbox=True)
     matches: list[tuple[float, bool]] = []
-    errors, tp, fp, positives = [], 0, 0, 0
+    errors, predicted, tp, fp, positives, extra = [], [], 0, 0, 0, 0
     for frame in frames:
         image = frame.shelf.image
         buffer, box = pre(image)
@@ -117,12 +137,18 @@ def evaluate(model_dir: Path, variant: str, frames: list[Frame]) -> dict[str, An
         kept = Detections(dets.boxes[keep], dets.scores[keep], dets.classes[keep])
         hits = sum(h for _, h in match(kept, truth))
         tp, fp = tp + hits, fp + len(kept) - hits
-        errors.append(zone_counts(kept.boxes, frame.shelf.zones) - frame.true_counts)
+        predicted.append(zone_counts(kept.boxes, frame.shelf.zones))
+        errors.append(predicted[-1] - frame.true_counts)
+        extra += len(kept)
     model.runtime.close()
     err = np.concatenate(errors)
+    said_out, truly_out = np.concatenate(predicted) == 0, np.concatenate([f.true_counts for f in frames]) == 0
     return {
         "variant": variant,
         "zones": len(err),
+        "oos_precision": round(float((said_out & truly_out).sum() / max(said_out.sum(), 1)), 4),
+        "oos_recall": round(float((said_out & truly_out).sum() / max(truly_out.sum(), 1)), 4),
+        "boxes_per_frame": round(extra / max(len(frames), 1), 4),
         "count_mae": round(float(np.abs(err).mean()), 4),
         "count_exact": round(float((err == 0).mean()), 4),
         "count_bias": round(float(err.mean()), 4),
@@ -135,16 +161,18 @@ def evaluate(model_dir: Path, variant: str, frames: list[Frame]) -> dict[str, An
 
 def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
     lines = [
-        f"Held-out composed shelves: {meta['shelves']} frames, {meta['boxes']} products, {results[0]['zones']} "
+        f"Held-out {meta['set']} frames: {meta['shelves']} frames, {meta['boxes']} products, {results[0]['zones']} "
         f"slot zones (seed {meta['seed']}, {meta['products']}).",
         "",
-        "| variant | count MAE / zone | exact count | precision | recall | mAP@0.5 | mAP vs fp32 |",
-        "|---|---|---|---|---|---|---|",
+        "| variant | count MAE / zone | exact count | precision | recall | mAP@0.5 | mAP vs fp32 | OOS precision "
+        "| OOS recall | boxes / frame |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
             f"| {r['variant']} | {r['count_mae']:.3f} | {r['count_exact']:.1%} | {r['precision']:.3f} | "
-            f"{r['recall']:.3f} | {r['map50']:.3f} | {r.get('map_vs_fp32', 1.0):.1%} |"
+            f"{r['recall']:.3f} | {r['map50']:.3f} | {r.get('map_vs_fp32', 1.0):.1%} | {r['oos_precision']:.3f} | "
+            f"{r['oos_recall']:.3f} | {r['boxes_per_frame']:.2f} |"
         )
     return "\n".join(lines) + "\n"
 
@@ -170,19 +198,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="*", help="manifest variants (default: all)")
     parser.add_argument("--out", type=Path, default=REPO / "var" / "bench")
     parser.add_argument("--record", action="store_true", help="write the figures into the manifest's metrics")
+    parser.add_argument("--set", choices=["plain", "hard", "empty"], default="plain", help="which held-out frames")
+    parser.add_argument("--textures", type=Path, nargs="*", help="texture photo folders (kolektorsdd, elpv images)")
+    parser.add_argument("--class-agnostic", action="store_true", help="one NMS over all classes (a COCO detector)")
     args = parser.parse_args(argv)
     if args.data is not None and not args.data.is_dir():
         print(f"error: --data {args.data} is not a folder", file=sys.stderr)
         return 2
     started = time.time()
-    frames = held_out(args.data, args.shelves)
+    frames = held_out(args.data, args.shelves, args.set, args.textures)
     variants = args.variants or sorted(load_manifest(args.model).files)
-    results = [evaluate(args.model, v, frames) for v in variants]
+    results = [evaluate(args.model, v, frames, args.class_agnostic) for v in variants]
     fp32 = next((r for r in results if r["variant"].endswith("fp32")), None)
     for r in results:
         if fp32 and fp32["map50"] > 0:
             r["map_vs_fp32"] = round(r["map50"] / fp32["map50"], 4)
     meta = {
+        "set": args.set,
         "shelves": len(frames),
         "boxes": int(sum(len(f.shelf.boxes) for f in frames)),
         "seed": HELDOUT_SEED,
@@ -190,10 +222,11 @@ def main(argv: list[str] | None = None) -> int:
         "seconds": round(time.time() - started, 1),
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "shelf_accuracy.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
+    stem = "shelf_accuracy" if args.set == "plain" else f"shelf_accuracy_{args.set}"
+    (args.out / f"{stem}.json").write_text(json.dumps({"meta": meta, "results": results}, indent=2))
     table = markdown(results, meta)
-    (args.out / "shelf_accuracy.md").write_text(table)
-    if args.record:
+    (args.out / f"{stem}.md").write_text(table)
+    if args.record and args.set == "plain":
         record(args.model, results, meta)
     print(table)
     return 0

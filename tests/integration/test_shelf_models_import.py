@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -13,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edge_agent.check import check_config
 from edge_agent.config import OnnxRuntimeConfig
+from edge_agent.errors import ModelError
 from edge_agent.models_import import main
 from edge_agent.runtime.manifest import load_manifest
 from edge_agent.runtime.registry import load_model
@@ -175,3 +177,25 @@ def test_the_shipped_coco_manifest_is_what_import_writes(tmp_path: Path, capsys:
         theirs.files,
     )
     assert theirs.labels[39] == "bottle"
+
+
+def test_count_labels_counts_only_some_classes_of_a_coco_detector() -> None:
+    repo = Path(__file__).resolve().parents[2]
+    shipped = repo / "models" / "pretrained" / "coco-yolox-nano"
+    frame = cv2.imread(str(repo / "examples" / "data" / "shelf_demo" / "frame_000.jpg"))
+    zone = {"name": "all", "polygon": [[0, 0], [1, 0], [1, 1], [0, 1]]}
+
+    def detections(**extra: object) -> np.ndarray:
+        config = ShelfTaskConfig.model_validate(
+            {"kind": "shelf", "coordinates": "normalized", "zones": [zone], **extra}
+        )
+        task = ShelfTask(config, load_model(shipped, None, OnnxRuntimeConfig()), TaskContext("p", "s", "d"))
+        item = Item(frame, 0.0, "cam", 0)
+        return task.decode(task.run(task.preprocess([item])), [item])[0].detections.classes
+
+    everything = detections(score_threshold=0.1)
+    fruit = detections(score_threshold=0.1, count_labels=["apple", "orange"])  # COCO ids 47 and 49
+    assert set(fruit.tolist()) <= {47, 49} and len(fruit) == int(np.isin(everything, [47, 49]).sum())
+    assert 0 < len(fruit) < len(everything), (everything, fruit)
+    with pytest.raises(ModelError, match=r"task.count_labels: bottel not among the labels of model 'coco-yolox-nano'"):
+        detections(count_labels=["bottel"])

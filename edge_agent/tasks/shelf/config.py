@@ -61,6 +61,12 @@ class ShelfTaskConfig(BaseModel):
         description="Width and height of the snapshot pixel zones were drawn on. Frames of another size get the "
         "zones scaled to them (per axis: a camera at another aspect ratio is assumed to show the same view).",
     )
+    count_labels: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="Count only detections of these labels of the model (e.g. [bottle] with a COCO detector); "
+        "every detection counts when unset.",
+    )
     score_threshold: float | None = Field(
         None, gt=0, lt=1, description="Detection score threshold; manifest's if unset."
     )

@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
-from edge_agent.errors import DataError
+from edge_agent.errors import DataError, ModelError
 from edge_agent.messages import ShelfData, ZoneCount
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import Item, Task, TaskContext, TaskOutput
@@ -52,6 +52,19 @@ def to_frame(detections: Detections, box: Letterbox, width: int, height: int) ->
     return Detections(boxes[keep], detections.scores[keep], detections.classes[keep])
 
 
+def counted_classes(wanted: list[str] | None, labels: list[str], model: str) -> np.ndarray | None:
+    """Class ids of the labels to count; ModelError naming task.count_labels for a label the model lacks."""
+    if wanted is None:
+        return None
+    unknown = [name for name in wanted if name not in labels]
+    if unknown:
+        raise ModelError(
+            f"task.count_labels: {', '.join(unknown)} not among the labels of model {model!r} "
+            f"({', '.join(labels[:12])}{', ...' if len(labels) > 12 else ''})"
+        )
+    return np.array([labels.index(name) for name in wanted], np.int64)
+
+
 def frame_name(item: Item) -> str:
     """What a count is traced back to: the file name of a replayed picture, else source and frame number."""
     if "filename" in item.meta:
@@ -75,6 +88,7 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         if config.iou_threshold is not None:
             overrides["iou_threshold"] = config.iou_threshold
         self.spec = DecodeSpec.from_manifest(manifest, **overrides)
+        self.counted = counted_classes(config.count_labels, manifest.labels, manifest.name)
         self.preprocessor = ImagePreprocessor(manifest.inputs[0], letterbox=True)
         self.counter = ShelfCounter(config)
         self._letterbox = Letterbox(1.0, 1.0)
@@ -104,6 +118,9 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
     def decode(self, outputs: list[np.ndarray], items: Sequence[Item]) -> list[ShelfFrame]:
         height, width = items[0].data.shape[:2]
         detections = to_frame(self.decoder(outputs, self.spec)[0], self._letterbox, width, height)
+        if self.counted is not None:
+            keep = np.isin(detections.classes, self.counted)
+            detections = Detections(detections.boxes[keep], detections.scores[keep], detections.classes[keep])
         return [ShelfFrame(detections, width, height, self._usable)]
 
     def logic(self, decoded: ShelfFrame, item: Item) -> TaskOutput:

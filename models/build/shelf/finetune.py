@@ -1,0 +1,123 @@
+"""Fine-tunes the COCO YOLOX-Nano into a class-agnostic shelf detector on composed shelves (npz shards).
+
+    python models/build/shelf/finetune.py --pretrained models/pretrained/coco-yolox-nano/yolox_nano.onnx \
+        --data /tmp/shelf-yolox/train --out /tmp/shelf-yolox/run --minutes 60 --batch 8 --threads 1
+
+Loss as for the first shelf model (train.py): task-aligned assignment over the grid-cell centres, BCE on the
+aligned objectness targets, GIoU + L1 on the boxes. The backbone starts from COCO (118k real scenes), so it has
+seen keyboards, monitors and carts; the composed negatives (texture photos, clutter, tags, arms) teach it that
+they are not products. Time-boxed: the cosine schedule follows wall time and a checkpoint is saved every 50 steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train import assign, batch_targets, giou_loss, load_shards
+from yolox_net import ShelfYolox
+
+
+def loss_fn(
+    model: ShelfYolox, images: torch.Tensor, gt: torch.Tensor, valid: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, float]]:
+    reg, logits = model.raw(images)
+    boxes = model.boxes(reg)
+    target_scores, target_boxes, positive = assign(
+        boxes.detach(), logits.detach().sigmoid(), model.anchors(), gt, valid
+    )
+    norm = target_scores.sum().clamp(min=1.0)
+    cls = F.binary_cross_entropy_with_logits(logits, target_scores, reduction="sum") / norm
+    if positive.any():
+        weight = target_scores[positive]
+        box = (giou_loss(boxes[positive], target_boxes[positive]) * weight).sum() / norm
+        l1 = (F.l1_loss(boxes[positive], target_boxes[positive], reduction="none").mean(-1) * weight).sum() / norm / 16
+    else:
+        box = l1 = boxes.sum() * 0
+    total = cls + 2.5 * box + l1
+    return total, {"cls": float(cls), "box": float(box), "l1": float(l1), "pos": float(positive.sum())}
+
+
+def augment(
+    images: np.ndarray, boxes: list[np.ndarray], rng: np.random.Generator
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Flips, brightness/contrast and an occasional grayscale on top of the composers' variety; BGR 0..255 NCHW."""
+    out = images.astype(np.float32)
+    size = out.shape[1]
+    moved = []
+    for i in range(len(out)):
+        b = boxes[i].copy()
+        if rng.random() < 0.5:
+            out[i] = out[i, :, ::-1]
+            b[:, [0, 2]] = size - b[:, [2, 0]]
+        if rng.random() < 0.1:
+            out[i] = out[i].mean(axis=2, keepdims=True)
+        out[i] = np.clip(out[i] * rng.uniform(0.75, 1.25) + rng.uniform(-15, 15), 0, 255)
+        moved.append(b)
+    return np.ascontiguousarray(out.transpose(0, 3, 1, 2)), moved
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pretrained", type=Path, required=True)
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--minutes", type=float, default=60)
+    parser.add_argument("--steps", type=int, default=100_000, help="cap; the time box usually ends the run first")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+    while not list(args.data.glob("shard-*.npz")):
+        time.sleep(5)  # the composer writes its first shard
+    images, boxes = load_shards(args.data)
+    print(f"{len(images)} training shelves", flush=True)
+    model = ShelfYolox(args.pretrained, images.shape[1])
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
+    start, warm, step = time.time(), 30, 0
+    for step in range(args.steps):
+        done = (time.time() - start) / (args.minutes * 60)
+        if done >= 1.0:
+            break
+        for group in opt.param_groups:
+            group["lr"] = args.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
+        if step % 50 == 0 and step and len(list(args.data.glob("shard-*.npz"))) * 100 > len(images):
+            images, boxes = load_shards(args.data)
+            print(f"reloaded: {len(images)} shelves", flush=True)
+        pick = rng.integers(0, len(images), args.batch)
+        batch, batch_boxes = augment(images[pick], [boxes[i] for i in pick], rng)
+        gt, valid = batch_targets(batch_boxes)
+        loss, parts = loss_fn(model, torch.from_numpy(batch), gt, valid)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 10.0)
+        opt.step()
+        if step % 10 == 0:
+            print(
+                f"step {step:5d} {time.time() - start:7.0f}s lr {opt.param_groups[0]['lr']:.5f} loss {float(loss):.3f} "
+                + " ".join(f"{k} {v:.3f}" for k, v in parts.items()),
+                flush=True,
+            )
+        if (step + 1) % 50 == 0:
+            torch.save(model.state_dict(), args.out / "last.pt")
+    torch.save(model.state_dict(), args.out / "last.pt")
+    print(f"finished after {step} steps, {time.time() - start:.0f}s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
