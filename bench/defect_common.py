@@ -74,7 +74,8 @@ def markdown(table: dict[str, Any], title: str) -> str:
     def r(e: dict[str, Any]) -> str:
         return f"{e['rate']:.1%} ({e['events']}/{e['of']}, {e['ci95_low']:.1%}-{e['ci95_high']:.1%})"
 
-    lines = [title, "", "| variant | image AUROC | pixel AUROC | false rejects | misses | AUROC vs fp32 | p95 ms |",
+    lines = [title, "", "| variant | image AUROC | pixel AUROC | false rejects | misses | AUROC vs fp32 |"
+             " p95 ms (busy shared machine) |",
              "|---|---|---|---|---|---|---|"]  # fmt: skip
     for k, e in table.items():
         lines.append(f"| {k} | {e['image_auroc']} | {e.get('pixel_auroc', 'n/a')} | {r(e['false_rejects'])} |"

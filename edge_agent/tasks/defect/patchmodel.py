@@ -43,9 +43,26 @@ def _outputs(geometry: Geometry) -> list[TensorSpec]:
     return specs
 
 
+def remove_previous(out: Path) -> None:
+    """With --force: the files the folder's old manifest listed go, so no stale model file is left beside the new."""
+    from edge_agent.errors import EdgeAgentError
+    from edge_agent.runtime.manifest import load_manifest
+
+    try:
+        old = load_manifest(out)
+    except EdgeAgentError:
+        return
+    listed = [f.path for f in old.files.values()]
+    listed += [str(v.get("memory_bank", {}).get("path", "")) for v in (old.params.get("variants") or {}).values()]
+    for name in listed:
+        if name and "/" not in name and (out / name).is_file():
+            (out / name).unlink()
+
+
 def write_files(out: Path, paths: dict[str, Path], fits: dict[str, VariantFit]) -> dict[str, dict[str, Any]]:
     """Backbone files and one float32 bank per variant; returns the per-variant params."""
     out.mkdir(parents=True, exist_ok=True)
+    remove_previous(out)
     variants: dict[str, dict[str, Any]] = {}
     for key, fit in fits.items():
         shutil.copyfile(paths[key], out / paths[key].name)

@@ -55,9 +55,9 @@ def main() -> int:
     print("writing synthetic training and evaluation parts ...", file=sys.stderr)
     write_set(args.work / "train", good=300, defects=0, size=256, seed=11)
     write_set(args.work / "eval", good=100, defects=100, size=256, seed=12)
-    fit = [sys.executable, "-m", "edge_agent.tasks.defect.fit", "--good", str(args.work / "train" / "good"),
-           "--out", str(args.out), "--name", "defect-synthetic", "--threads", str(args.threads), "--force",
-           "--card-note", NOTE]  # fmt: skip
+    good, out = os.path.relpath(args.work / "train" / "good", REPO), os.path.relpath(args.out, REPO)
+    fit = [sys.executable, "-m", "edge_agent.tasks.defect.fit", "--good", good, "--out", out,
+           "--name", "defect-synthetic", "--threads", str(args.threads), "--force", "--card-note", NOTE]  # fmt: skip
     subprocess.run(fit, check=True, env=env, cwd=REPO)
     if args.write_demo:  # the committed demo parts are the check; rewrite them only when the generator changes
         for old in args.demo.glob("part_*.jpg"):
