@@ -27,7 +27,7 @@ from edge_agent.errors import EdgeAgentError
 
 VARIANTS = ("onnx-fp32", "onnx-int8", "tflite-int8")
 SETTINGS: tuple[str, ...] = ("train_rows", "window", "latent", "architecture", "quantile", "margin")
-SETTINGS += ("min_windows", "clear_windows", "clear_ratio")
+SETTINGS += ("min_windows", "clear_windows", "clear_ratio", "adapt", "channel", "max_gap")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -47,10 +47,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--architecture", choices=("linear", "mlp"), default="linear")
     p.add_argument("--quantile", type=float, default=0.995)
     p.add_argument("--margin", type=float, default=1.4)
-    p.add_argument("--min-windows", type=int, default=5)
-    p.add_argument("--clear-windows", type=int, default=10)
+    p.add_argument("--min-windows", type=int, default=None, help="None: the task's default for what it decides on")
+    p.add_argument("--clear-windows", type=int, default=None, help="None: the task's default for what it decides on")
     p.add_argument("--clear-ratio", type=float, default=0.8)
     p.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated model variants")
+    p.add_argument(
+        "--decide-on", default="score,likelihood", help="comma-separated: what the state follows (score, likelihood)"
+    )
+    p.add_argument("--max-gap", type=float, default=None, help="sample periods beyond which a step is a gap")
+    p.add_argument("--adapt", default=None, help="adaptation time constant (e.g. 1h); off when omitted")
+    p.add_argument("--channel", default=None, help="replay one channel alone (fit and score it by itself)")
     p.add_argument("--fit-only", action="store_true", help=argparse.SUPPRESS)
     return p
 
@@ -84,32 +90,47 @@ def fit_all(args: argparse.Namespace, work: Path) -> None:
         quantile=args.quantile,
         margin=args.margin,
         name="skab-file",
+        tflite="tflite-int8" in args.variants.split(","),
     )
     for path in skab_files(args.data):
         table = _load(path)
         target = work / _key(path)
-        fit_arrays(table.values[: args.train_rows], table.channels, target, options, source=str(path))
+        rows = slice(0, args.train_rows)
+        values, channels = _select(table, args.channel)
+        fit_arrays(values[rows], channels, target, options, source=str(path), timestamps=table.timestamps[rows])
         print(f"fitted {path.parent.name}/{path.name} -> {target}", flush=True)
 
 
-def evaluate_variant(args: argparse.Namespace, work: Path, variant: str) -> dict[str, Any]:
+def _select(table: Any, channel: str | None) -> tuple[Any, list[str]]:
+    """All channels, or one channel alone (the univariate path)."""
+    if channel is None:
+        return table.values, table.channels
+    index = table.channels.index(channel)
+    return table.values[:, index : index + 1], [channel]
+
+
+def evaluate_variant(args: argparse.Namespace, work: Path, variant: str, decide_on: str) -> dict[str, Any]:
     """Replay every file through the task with this variant; report all points and the part after training."""
     from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
     from edge_agent.tasks.sensor.evaluation import Run, evaluate
     from edge_agent.tasks.sensor.replay import make_task, replay
 
+    counts = {"min_windows": args.min_windows, "clear_windows": args.clear_windows}
     config = SensorAnomalyTaskConfig(
         kind="sensor_anomaly",
-        min_windows=args.min_windows,
-        clear_windows=args.clear_windows,
+        **{key: value for key, value in counts.items() if value is not None},
         clear_ratio=args.clear_ratio,
         batch_size=256,
+        decide_on=decide_on,
+        adapt=args.adapt,
+        max_gap=args.max_gap,
     )
     runs, tails = [], []
     for path in skab_files(args.data):
         table = _load(path)
         assert table.labels is not None
-        result = replay(make_task(work / _key(path), variant, config), table.timestamps, table.values)
+        values, _ = _select(table, args.channel)
+        result = replay(make_task(work / _key(path), variant, config), table.timestamps, values)
         runs.append(Run(table.labels, result.predicted, table.timestamps))
         cut = args.train_rows
         tails.append(Run(table.labels[cut:], result.predicted[cut:], table.timestamps[cut:]))
@@ -128,11 +149,12 @@ def markdown(results: dict[str, dict[str, Any]], command: str) -> str:
             f"| {variant} | {r['f1']:.3f} | {r['precision']:.3f} | {r['recall']:.3f} | {r['far_pct']:.2f} | "
             f"{r['false_alarms_per_day']:.1f} | {delay} | {r['detected']}/{r['anomalies']} |"
         )
-    fp32 = results.get("onnx-fp32", {}).get("all", {}).get("f1")
     lines = ["## SKAB outlier detection (all labelled files, point-wise)", "", *rows, ""]
-    for variant in results:
+    for key in results:
+        variant, _, decide_on = key.partition(" ")
+        fp32 = results.get(f"onnx-fp32 {decide_on}", {}).get("all", {}).get("f1")
         if fp32 and variant != "onnx-fp32":
-            lines.append(f"- {variant} F1 / fp32 F1 = {results[variant]['all']['f1'] / fp32:.4f}")
+            lines.append(f"- {key} F1 / fp32 F1 = {results[key]['all']['f1'] / fp32:.4f}")
     lines += ["", f"Reproduce: `{command}`", ""]
     return "\n".join(lines)
 
@@ -157,7 +179,11 @@ def main(argv: list[str] | None = None) -> int:
             started = time.monotonic()
             clean = [a for a in argv if a != "--fit-only"]
             _run_fit(args, clean, work)
-            results = {v: evaluate_variant(args, work, v) for v in args.variants.split(",")}
+            results = {
+                f"{v} {d}": evaluate_variant(args, work, v, d)
+                for v in args.variants.split(",")
+                for d in args.decide_on.split(",")
+            }
         except (EdgeAgentError, FileNotFoundError, subprocess.CalledProcessError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -70,6 +70,14 @@ class SensorAnomalyData(_Model):
     window_start: datetime
     window_end: datetime
     top_channels: list[ChannelContribution] = Field(default_factory=list)
+    likelihood: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Calibrated anomaly likelihood: the share of normal windows expected to score lower "
+        "(0.99 is passed by ~1% of normal windows, 0.999 by ~0.1%); absent for models fitted without a calibration.",
+    )
+    likelihood_threshold: float | None = Field(None, description="Likelihood above which the window is abnormal.")
 
 
 class DefectData(_Model):

@@ -81,6 +81,9 @@ class AgentMetrics:
         # jobs
         self.anomaly_score = Gauge("edge_anomaly_score", "Last window's anomaly score", ["pipeline"], registry=r)
         self.anomaly_state = Gauge("edge_anomaly_state", "1 while an anomaly is active", ["pipeline"], registry=r)
+        self.anomaly_likelihood = Gauge(
+            "edge_anomaly_likelihood", "Last window's calibrated anomaly likelihood (0..1)", ["pipeline"], registry=r
+        )
         self.defect_items = Counter(
             "edge_defect_items_total",
             "Inspected items by verdict and shift",

@@ -50,6 +50,7 @@ class Windower:
         info: dict[str, object] = {
             "window_start": float(self._times[0]),
             "window_end": float(self._times[-1]),
+            "max_step": float(np.max(np.diff(self._times))) if size > 1 else 0.0,  # the sensor task skips gaps
             "channels": self.spec.channels,
         }
         if meta:

@@ -118,14 +118,18 @@ def test_window_of_the_wrong_shape_is_a_data_error() -> None:
         task.preprocess([Item(np.zeros((10, 5), np.float32), 0.0, "test", 1)])
 
 
-def test_set_threshold_only_knows_score() -> None:
+def test_set_threshold_knows_score_and_likelihood() -> None:
     task = _task()
     task.set_threshold("score", 7.5)
     assert task.threshold == 7.5
-    with pytest.raises(ValueError, match="only the threshold 'score'"):
+    task.set_threshold("likelihood", 0.99)
+    assert task.likelihood_threshold == 0.99
+    with pytest.raises(ValueError, match="thresholds 'score' and 'likelihood', not 'iou'"):
         task.set_threshold("iou", 0.5)
     with pytest.raises(ValueError, match="> 0"):
         task.set_threshold("score", -1.0)
+    with pytest.raises(ValueError, match=r"must be in \(0.5, 1\)"):
+        task.set_threshold("likelihood", 1.5)
 
 
 def test_manifest_without_normalisation_is_refused(tmp_path: Path) -> None:

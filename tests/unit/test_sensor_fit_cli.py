@@ -23,7 +23,7 @@ def test_bad_model_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     csv = tmp_path / "n.csv"
     csv.write_text("timestamp,a\n1,2\n")
     code, err = run(["--normal", str(csv), "--out", str(tmp_path / "Pump 7")], capsys)
-    assert code == 2 and "model name 'Pump 7' must be lower-case" in err
+    assert code == 2 and "model name 'pump 7' must be letters, digits" in err
 
 
 def test_existing_model_needs_force(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -23,13 +23,16 @@ class AnomalyState(enum.Enum):
 class DecisionSettings:
     """threshold: abnormal above it; clear_ratio: an anomaly clears only below threshold x clear_ratio;
     min_windows: consecutive abnormal windows before anomaly_start; clear_windows: consecutive calm
-    windows before anomaly_end; top_channels: channels named in events."""
+    windows before anomaly_end; top_channels: channels named in events. min_duration_s / clear_duration_s,
+    when set, replace the two counts with times measured on the windows' timestamps (any sample rate)."""
 
     threshold: float
     clear_ratio: float = 0.8
     min_windows: int = 3
     clear_windows: int = 3
     top_channels: int = 3
+    min_duration_s: float | None = None
+    clear_duration_s: float | None = None
 
     def __post_init__(self) -> None:
         if self.threshold <= 0:
@@ -38,6 +41,8 @@ class DecisionSettings:
             raise ValueError(f"clear_ratio must be in (0, 1], got {self.clear_ratio}")
         if self.min_windows < 1 or self.clear_windows < 1:
             raise ValueError("min_windows and clear_windows must be >= 1")
+        if any(d is not None and d < 0 for d in (self.min_duration_s, self.clear_duration_s)):
+            raise ValueError("min_duration and clear_duration must be >= 0")
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,13 @@ class Transition:
     peak_score: float
     duration_s: float
     top_channels: list[tuple[str, float]]
+    peak_likelihood: float | None = None
 
     def details(self) -> dict[str, Any]:
+        extra = {} if self.peak_likelihood is None else {"peak_likelihood": round(self.peak_likelihood, 6)}
         return {
             "peak_score": round(self.peak_score, 6),
+            **extra,
             "duration_s": round(self.duration_s, 3),
             "onset": self.onset,
             "top_channels": [{"channel": name, "contribution": round(share, 4)} for name, share in self.top_channels],
@@ -67,9 +75,11 @@ class _Episode:
     peak: float
     channel_sums: np.ndarray
     last_abnormal: float
+    peak_raw: float = 0.0
 
-    def add(self, score: float, contributions: np.ndarray, when: float) -> None:
+    def add(self, score: float, contributions: np.ndarray, when: float, raw: float) -> None:
         self.peak = max(self.peak, score)
+        self.peak_raw = max(self.peak_raw, raw)
         self.channel_sums += contributions
         self.last_abnormal = when
 
@@ -105,44 +115,61 @@ class HysteresisDecider:
         self.state = AnomalyState.NORMAL
         self._run = 0
         self._calm = 0
+        self._calm_since = 0.0
         self._episode: _Episode | None = None
+        self.likelihood: Callable[[float], float] | None = None  # decision value -> likelihood, for events
 
     def set_threshold(self, value: float) -> None:
-        s = self.settings
-        self.settings = DecisionSettings(value, s.clear_ratio, s.min_windows, s.clear_windows, s.top_channels)
+        self.settings = replace(self.settings, threshold=value)
 
-    def update(self, score: float, contributions: np.ndarray, when: float) -> Decision:
-        """Feed one window (its score, per-channel contributions and end time in epoch seconds)."""
+    def update(self, score: float, contributions: np.ndarray, when: float, raw: float | None = None) -> Decision:
+        """Feed one window (its decision value, per-channel contributions, end time in epoch seconds, raw score)."""
+        raw = score if raw is None else raw
         if self.state is AnomalyState.ANOMALOUS:
-            transition = self._while_anomalous(score, contributions, when)
+            transition = self._while_anomalous(score, contributions, when, raw)
         else:
-            transition = self._while_normal(score, contributions, when)
+            transition = self._while_normal(score, contributions, when, raw)
         return Decision(self.state is AnomalyState.ANOMALOUS, self.state, transition)
 
-    def _while_normal(self, score: float, contributions: np.ndarray, when: float) -> Transition | None:
+    def _long_enough(self, when: float) -> bool:
+        s = self.settings
+        assert self._episode is not None
+        if s.min_duration_s is not None:
+            return when - self._episode.onset >= s.min_duration_s
+        return self._run >= s.min_windows
+
+    def _while_normal(self, score: float, contributions: np.ndarray, when: float, raw: float) -> Transition | None:
         s = self.settings
         if score <= s.threshold or not math.isfinite(score):
             self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
             return None
         if self._episode is None:
-            self._episode = _Episode(when, score, np.zeros(len(self.channels)), when)
-        self._episode.add(score, contributions, when)
+            self._episode = _Episode(when, score, np.zeros(len(self.channels)), when, raw)
+        self._episode.add(score, contributions, when, raw)
         self._run += 1
-        if self._run < s.min_windows:
+        if not self._long_enough(when):
             self.state = AnomalyState.PENDING
             return None
         self.state, self._calm = AnomalyState.ANOMALOUS, 0
         return self._transition("anomaly_start", when)
 
-    def _while_anomalous(self, score: float, contributions: np.ndarray, when: float) -> Transition | None:
+    def _calm_enough(self, when: float) -> bool:
+        s = self.settings
+        if s.clear_duration_s is not None:
+            return when - self._calm_since >= s.clear_duration_s
+        return self._calm >= s.clear_windows
+
+    def _while_anomalous(self, score: float, contributions: np.ndarray, when: float, raw: float) -> Transition | None:
         s = self.settings
         assert self._episode is not None
         if score >= s.threshold * s.clear_ratio:
             self._calm = 0
-            self._episode.add(score, contributions, when)
+            self._episode.add(score, contributions, when, raw)
             return None
+        if self._calm == 0:
+            self._calm_since = self._episode.last_abnormal
         self._calm += 1
-        if self._calm < s.clear_windows:
+        if not self._calm_enough(when):
             return None
         transition = self._transition("anomaly_end", self._episode.last_abnormal)
         self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
@@ -152,14 +179,30 @@ class HysteresisDecider:
         episode = self._episode
         assert episode is not None
         top = top_shares(self.channels, episode.channel_sums, self.settings.top_channels)
-        return Transition(kind, episode.onset, episode.peak, max(0.0, until - episode.onset), top)
+        likelihood = self.likelihood(episode.peak) if self.likelihood is not None else None
+        return Transition(kind, episode.onset, episode.peak_raw, max(0.0, until - episode.onset), top, likelihood)
 
-    def flush(self, when: float) -> Transition | None:
-        """End an open anomaly (source ended or model reloaded) so every start has an end."""
+    def interrupt(self) -> None:
+        """A gap in the data: a pending run starts over; an open anomaly stays open."""
+        if self.state is not AnomalyState.ANOMALOUS:
+            self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
+
+    @property
+    def anomalous(self) -> bool:
+        return self.state is AnomalyState.ANOMALOUS
+
+    @property
+    def open(self) -> bool:
+        """True while a fault is being tracked (pending or anomalous): adaptation must not learn from it."""
+        return self.state is not AnomalyState.NORMAL
+
+    def flush(self, when: float | None) -> Transition | None:
+        """End an open anomaly (source ended, model reloaded, rebaseline; None: at its last abnormal window)."""
         if self.state is not AnomalyState.ANOMALOUS or self._episode is None:
             self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
             return None
-        transition = self._transition("anomaly_end", max(when, self._episode.last_abnormal))
+        last = self._episode.last_abnormal
+        transition = self._transition("anomaly_end", last if when is None else max(when, last))
         self.state, self._run, self._episode = AnomalyState.NORMAL, 0, None
         return transition
 

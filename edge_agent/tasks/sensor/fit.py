@@ -1,9 +1,10 @@
 """`edge-agent fit sensor`: fit an anomaly model for one machine from a CSV of its normal operation.
 
-    edge-agent fit sensor --normal normal.csv --out models/pump-7 [--channels a,b,c] [--window 20]
+    edge-agent fit sensor --normal normal.csv --out models/pump-7 [--channels a,b,c] [--window 20m]
 
-Writes models/NAME/ with manifest.yaml, model.onnx (fp32), model.int8.onnx, model.int8.tflite and
-MODEL_CARD.md. Needs the `train` extra (onnx, tensorflow-cpu; torch only for --architecture mlp).
+Writes models/NAME/ with manifest.yaml, model.onnx (fp32), model.int8.onnx, MODEL_CARD.md and, with
+--tflite, model.int8.tflite. Needs onnx (the `train` extra; tensorflow-cpu for --tflite, torch for
+--architecture mlp). Problems with the data that still give a usable model are printed as warnings.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from edge_agent.errors import EdgeAgentError
+from edge_agent.errors import DataError, EdgeAgentError
+from edge_agent.tasks.sensor import spacing
 from edge_agent.tasks.sensor.dataio import SensorTable, read_sensor_csv
-from edge_agent.tasks.sensor.fitting import FitOptions, FitResult, fit_arrays
+from edge_agent.tasks.sensor.durations import format_duration, parse_duration, samples_for
+from edge_agent.tasks.sensor.fitting import LIKELIHOOD_THRESHOLD, Debounce, FitOptions, FitResult, fit_arrays
 from edge_agent.tasks.sensor.training import ARCHITECTURES, TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -28,43 +31,89 @@ _NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="edge-agent fit sensor", description="Fit a sensor anomaly model from normal data."
+        prog="edge-agent fit sensor",
+        description="Fit a sensor anomaly model from normal data.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--normal", type=Path, required=True, help="CSV of normal operation: timestamp + channel columns")
     p.add_argument("--out", type=Path, required=True, help="model folder to create, e.g. models/pump-7")
-    p.add_argument("--channels", default=None, help="comma-separated channel columns in model order (default: all)")
-    p.add_argument("--timestamp-column", default=None, help="timestamp column (default: timestamp/datetime/time/ts)")
-    p.add_argument("--window", type=int, default=20, help="window length in samples")
-    p.add_argument("--stride", type=int, default=1, help="samples between windows on the device")
+    p.add_argument(
+        "--channels", default=None, help="comma-separated channel columns in model order; None = every column"
+    )
+    p.add_argument(
+        "--timestamp-column", default=None, help="timestamp column; None = the first of timestamp/datetime/time/ts"
+    )
+    p.add_argument("--window", default="20", help="window length: samples (20) or a time (20m, 90s, 2h)")
+    p.add_argument("--stride", default="1", help="samples (or a time) between windows on the device")
     p.add_argument("--architecture", choices=ARCHITECTURES, default="linear", help="autoencoder kind")
-    p.add_argument("--latent", type=int, default=16, help="bottleneck size")
-    p.add_argument("--quantile", type=float, default=0.995, help="quantile of normal scores for the threshold")
-    p.add_argument("--margin", type=float, default=1.4, help="threshold = quantile x margin")
-    p.add_argument("--name", default=None, help="model name (default: the folder name)")
-    p.add_argument("--version", default="1.0.0")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--latent", type=int, default=None, help="bottleneck size; None = 16 or window x channels / 2 if smaller"
+    )
+    p.add_argument("--quantile", type=float, default=0.995, help="quantile of normal scores for the raw threshold")
+    p.add_argument("--margin", type=float, default=1.4, help="raw threshold = quantile x margin")
+    p.add_argument(
+        "--likelihood-threshold", type=float, default=LIKELIHOOD_THRESHOLD,
+        help="calibrated likelihood above which a window is abnormal (0.999: about 0.1%% of normal windows)",
+    )  # fmt: skip
+    p.add_argument(
+        "--min-duration",
+        default=None,
+        help="time over threshold before anomaly_start, e.g. 2m; None = the task's min_windows",
+    )
+    p.add_argument(
+        "--clear-duration", default=None, help="calm time before anomaly_end, e.g. 10m; None = the task's clear_windows"
+    )
+    p.add_argument("--name", default=None, help="model name; None = the folder name, lower-cased")
+    p.add_argument("--version", default="1.0.0", help="model version")
+    p.add_argument("--seed", type=int, default=0, help="seed of the MLP training")
     p.add_argument("--force", action="store_true", help="replace an existing model folder's files")
-    p.add_argument("--no-tflite", action="store_true", help="skip the TFLite file (no tensorflow-cpu needed)")
+    p.add_argument("--tflite", action="store_true", help="also write model.int8.tflite (tensorflow-cpu, 20-50 s)")
+    p.add_argument("--no-tflite", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for scripts
     return p
+
+
+def model_name(args: argparse.Namespace) -> tuple[str, str | None]:
+    """The model name and, when it had to be lower-cased, a note saying so."""
+    given = args.name or args.out.name
+    lowered = given.lower()
+    return lowered, (f"model name {given!r} lower-cased to {lowered!r}" if lowered != given else None)
+
+
+def _durations(args: argparse.Namespace) -> str | None:
+    for flag, value in (("--min-duration", args.min_duration), ("--clear-duration", args.clear_duration)):
+        if value is None:
+            continue
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            return f"{flag}: {exc}"
+    for flag, value in (("--window", args.window), ("--stride", args.stride)):
+        try:
+            if not value.isdigit():
+                parse_duration(value)
+        except ValueError as exc:
+            return f"{flag}: {exc} (or a number of samples)"
+    return None
 
 
 def _check(args: argparse.Namespace) -> str | None:
     """The first user mistake in the arguments, as one line, or None."""
-    name = args.name or args.out.name
+    name, _ = model_name(args)
     problems = [
         (not args.normal.is_file(), f"--normal {args.normal}: no such file"),
-        (not _NAME.match(name), f"model name {name!r} must be lower-case letters, digits, '.', '_' or '-'"),
-        (args.window < 2, "--window must be at least 2"),
-        (args.stride < 1, "--stride must be at least 1"),
-        (args.latent < 1, "--latent must be at least 1"),
+        (not _NAME.match(name), f"model name {name!r} must be letters, digits, '.', '_' or '-'"),
+        (args.window.isdigit() and int(args.window) < 2, "--window must be at least 2"),
+        (args.stride.isdigit() and int(args.stride) < 1, "--stride must be at least 1"),
+        (args.latent is not None and args.latent < 1, "--latent must be at least 1"),
         (not 0.5 <= args.quantile <= 1.0, "--quantile must be between 0.5 and 1"),
         (args.margin < 1.0, "--margin must be >= 1"),
+        (not 0.5 <= args.likelihood_threshold < 1.0, "--likelihood-threshold must be in [0.5, 1), e.g. 0.999"),
         (
             (args.out / "manifest.yaml").exists() and not args.force,
             f"{args.out} already holds a model; pass --force to replace it",
         ),
     ]
-    return next((message for failed, message in problems if failed), None)
+    return next((message for failed, message in problems if failed), None) or _durations(args)
 
 
 def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
@@ -89,6 +138,11 @@ def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
             f"x {fit['margin']}. "
             f"Normal scores: median {np.median(scores):.3f}, 99th percentile {np.quantile(scores, 0.99):.3f}, "
             f"max {scores.max():.3f}.",
+            f"- Likelihood (what events, dashboards and the device decide on): the share of normal windows "
+            f"expected to score lower, calibrated on normal windows each scored by a network fitted without them; "
+            f"threshold {m.thresholds['likelihood']} (about {100 * (1 - m.thresholds['likelihood']):.2g}% of normal "
+            "windows pass it). A single channel far outside its normal range is enough to raise it.",
+            *(f"- Warning: {w}" for w in result.warnings),
             "",
             "Where it fails: behaviour absent from the normal data (a new product, a new load range, a season) "
             "scores as abnormal; refit with data that covers it. A sensor stuck at a plausible value is hard "
@@ -98,20 +152,47 @@ def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
     )
 
 
+def _latent(args: argparse.Namespace, window: int, table: SensorTable) -> int:
+    """The bottleneck: the one asked for (fitting clamps it, with a warning), else 16 or half the features."""
+    if args.latent is not None:
+        return int(args.latent)
+    return max(1, min(TrainSettings().latent, window * len(table.channels) // 2))
+
+
+def options_for(args: argparse.Namespace, table: SensorTable) -> FitOptions:
+    """Fit settings from the arguments, times resolved with the data's measured sample period."""
+    period = spacing.measure(table.timestamps).period_s
+    window = samples_for(args.window, period, "--window")
+    stride = samples_for(args.stride, period, "--stride")
+    if window < 2:
+        raise DataError(f"--window {args.window} is {window} sample(s) at {format_duration(period)} per sample; "
+                        "give at least 2 samples")  # fmt: skip
+    debounce = Debounce(
+        parse_duration(args.min_duration) if args.min_duration is not None else None,
+        parse_duration(args.clear_duration) if args.clear_duration is not None else None,
+    )
+    return FitOptions(
+        window=window,
+        stride=stride,
+        train=TrainSettings(architecture=args.architecture, latent=_latent(args, window, table), seed=args.seed),
+        quantile=args.quantile,
+        margin=args.margin,
+        name=model_name(args)[0],
+        version=args.version,
+        tflite=args.tflite,
+        debounce=debounce,
+        likelihood_threshold=args.likelihood_threshold,
+        window_text=None if args.window.isdigit() else args.window,
+    )
+
+
 def run(args: argparse.Namespace) -> FitResult:
     channels = args.channels.split(",") if args.channels else None
     table = read_sensor_csv(args.normal, channels, args.timestamp_column)
-    options = FitOptions(
-        window=args.window,
-        stride=args.stride,
-        train=TrainSettings(architecture=args.architecture, latent=args.latent, seed=args.seed),
-        quantile=args.quantile,
-        margin=args.margin,
-        name=args.name or args.out.name,
-        version=args.version,
-        tflite=not args.no_tflite,
+    options = options_for(args, table)
+    result = fit_arrays(
+        table.values, table.channels, args.out, options, source=args.normal.name, timestamps=table.timestamps
     )
-    result = fit_arrays(table.values, table.channels, args.out, options, source=args.normal.name)
     (args.out / "MODEL_CARD.md").write_text(model_card(result, table, args.normal), encoding="utf-8")
     return result
 
@@ -126,13 +207,21 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         sys.stderr.write(f"error: {problem}\n")
         return 2
+    note = model_name(args)[1]
+    if note:
+        sys.stderr.write(f"note: {note}\n")
     try:
         result = run(args)
     except EdgeAgentError as exc:
         sys.stderr.write(f"error: {exc}\n")
         return 2
+    for warning in result.warnings:
+        sys.stderr.write(f"warning: {warning}\n")
     threshold = result.manifest.thresholds["score"]
-    sys.stdout.write(f"wrote {args.out}/ (threshold {threshold:.4f}, {len(result.normal_scores)} normal windows)\n")
+    sys.stdout.write(
+        f"wrote {args.out}/ (window {result.params.size} samples, raw threshold {threshold:.4f}, likelihood "
+        f"threshold {result.manifest.thresholds['likelihood']}, {len(result.normal_scores)} normal windows)\n"
+    )
     return 0
 
 

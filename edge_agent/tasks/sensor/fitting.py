@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -12,12 +12,29 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_agent.errors import DataError
 from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSpec, sha256_file, write_manifest
-from edge_agent.tasks.sensor.scoring import DECODER, SensorParams, channel_errors, window_scores
+from edge_agent.tasks.sensor import spacing
+from edge_agent.tasks.sensor.calibration import Calibration
+from edge_agent.tasks.sensor.crossfit import calibrate_likelihood
+from edge_agent.tasks.sensor.scoring import DECODER, ERROR_FLOOR, SensorParams, channel_errors, window_scores
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
 
 logger = logging.getLogger(__name__)
 
 PRECISION = {"onnx-fp32": ("onnx", "fp32"), "onnx-int8": ("onnx", "int8"), "tflite-int8": ("tflite", "int8")}
+CONSTANT = 1e-9  # a channel whose std is below 1e-9 x its level (or 1e-9) does not move in the normal data
+LIKELIHOOD_THRESHOLD = 0.999
+
+
+@dataclass(frozen=True)
+class Debounce:
+    """Decision settings recorded in the manifest: seconds over threshold before a start, calm before an end."""
+
+    min_duration_s: float | None = None
+    clear_duration_s: float | None = None
+
+    def to_manifest(self) -> dict[str, float]:
+        values = {"min_duration_s": self.min_duration_s, "clear_duration_s": self.clear_duration_s}
+        return {k: round(v, 3) for k, v in values.items() if v is not None}
 
 
 @dataclass(frozen=True)
@@ -32,12 +49,15 @@ class FitOptions:
     name: str = "sensor-anomaly"
     version: str = "1.0.0"
     description: str = "Window autoencoder for machine-sensor anomaly scores"
-    tflite: bool = True
+    tflite: bool = False
+    debounce: Debounce = field(default_factory=Debounce)
+    likelihood_threshold: float = LIKELIHOOD_THRESHOLD
+    window_text: str | None = None
 
 
 @dataclass
 class FitResult:
-    """What a fit produced: the folder, its manifest, the fp32 weights and the normal-data scores."""
+    """What a fit produced: the folder, its manifest, the fp32 weights, normal-data scores and warnings."""
 
     directory: Path
     manifest: Manifest
@@ -45,13 +65,21 @@ class FitResult:
     params: SensorParams
     normal_scores: np.ndarray
     files: dict[str, Path]
+    warnings: list[str] = field(default_factory=list)
+    normal_likelihood: np.ndarray | None = None
+
+
+def constant_channels(values: np.ndarray) -> np.ndarray:
+    """Mask of channels that never move in the normal data."""
+    std = values.std(axis=0)
+    return np.asarray(std <= CONSTANT * np.maximum(1.0, np.abs(values.mean(axis=0))))
 
 
 def normalisation(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel mean and std of normal data; a (nearly) constant channel gets a small floor, not zero."""
+    """Per-channel mean and std of normal data; a constant channel gets 0.1% of its level (or 1e-6) as its std."""
     mean = values.mean(axis=0)
     std = values.std(axis=0)
-    floor = 1e-6 * np.maximum(1.0, np.abs(mean))
+    floor = np.where(constant_channels(values), np.maximum(1e-3 * np.abs(mean), 1e-6), 1e-6 * np.maximum(1, abs(mean)))
     return mean.astype(np.float32), np.maximum(std, floor).astype(np.float32)
 
 
@@ -71,38 +99,106 @@ def normal_errors(weights: Weights, windows: np.ndarray, params: SensorParams) -
 def calibrate(
     weights: Weights, windows: np.ndarray, base: SensorParams, options: FitOptions
 ) -> tuple[SensorParams, float, np.ndarray]:
-    """Error scale per channel (mean normal error), then threshold = quantile(normal scores) x margin."""
+    """Error scale per channel (mean normal error, floored), then threshold = quantile(normal scores) x margin.
+
+    The floor keeps a channel the network reconstructs exactly (a constant one) from dividing by ~0;
+    the threshold is never below margin x 1.0 (1.0 = a typical normal window), so it is never 0.
+    """
     raw = normal_errors(weights, windows, base)
-    scale = np.maximum(raw.mean(axis=0), 1e-6).astype(np.float32)
+    scale = np.maximum(raw.mean(axis=0), ERROR_FLOOR).astype(np.float32)
     min_range = (windows.max(axis=1) - windows.min(axis=1)).min(axis=0).astype(np.float32)
-    params = SensorParams(base.size, base.stride, base.channels, base.mean, base.std, scale, min_range)
+    params = replace(base, error_scale=scale, min_range=min_range)
     scores = window_scores(raw / scale)
-    threshold = float(np.quantile(scores, options.quantile) * options.margin)
+    threshold = max(float(np.quantile(scores, options.quantile)), 1.0) * options.margin
     return params, threshold, scores
 
 
-def fit_arrays(
-    values: np.ndarray, channels: list[str], directory: Path, options: FitOptions, source: str = "arrays"
-) -> FitResult:
-    """Fit, calibrate and export a model for `values` (normal samples x channels) into `directory`."""
-    from edge_agent.tasks.sensor.export import export_all
+def rank_for(options: FitOptions, channels: int, warnings: list[str]) -> FitOptions:
+    """Clamp the bottleneck below window x channels: a full-rank autoencoder copies its input and flags everything."""
+    features = options.window * channels
+    limit = max(1, features // 2)
+    if options.train.latent <= limit:
+        return options
+    warnings.append(
+        f"latent {options.train.latent} is not well below window x channels = {options.window} x {channels} = "
+        f"{features} (the model would copy its input and flag every window); using latent {limit}"
+    )
+    return replace(options, train=replace(options.train, latent=limit))
 
+
+def _check_rows(values: np.ndarray, options: FitOptions, source: str) -> None:
     min_rows = options.window + 10
     if len(values) < min_rows:
         raise DataError(
             f"{source}: {len(values)} normal samples; at least {min_rows} are needed for window {options.window}"
         )
+
+
+def _constant_warnings(values: np.ndarray, channels: list[str]) -> list[str]:
+    flat = constant_channels(values)
+    return [
+        f"channel {name} is constant ({values[0, i]:.6g}) in the normal data: any change from that value will "
+        "score as abnormal; give normal data where it moves, or leave it out with --channels"
+        for i, name in enumerate(channels)
+        if flat[i]
+    ]
+
+
+def training_windows(normalised: np.ndarray, timestamps: np.ndarray | None, size: int, period: float) -> np.ndarray:
+    """Every stride-1 window of the normal data that spans no gap in the timestamps."""
+    windows = sliding(normalised, size)
+    if timestamps is None:
+        return np.ascontiguousarray(windows)
+    mask = spacing.gap_free(timestamps, size, period)
+    if not mask.any():
+        raise DataError(f"every window of {size} samples spans a gap in the timestamps; give a shorter window")
+    return np.ascontiguousarray(windows[mask])
+
+
+def fit_arrays(
+    values: np.ndarray,
+    channels: list[str],
+    directory: Path,
+    options: FitOptions,
+    source: str = "arrays",
+    timestamps: np.ndarray | None = None,
+) -> FitResult:
+    """Fit, calibrate and export a model for `values` (normal samples x channels) into `directory`."""
+    from edge_agent.tasks.sensor.export import export_all
+
+    _check_rows(values, options, source)
+    warnings = _constant_warnings(values, channels)
+    options = rank_for(options, len(channels), warnings)
+    found = spacing.measure(timestamps) if timestamps is not None else None
+    if found is not None and found.warning():
+        warnings.append(f"{source}: {found.warning()}")
+    period = found.period_s if found is not None else 0.0
     mean, std = normalisation(values)
     normalised = ((values - mean) / std).astype(np.float32)
-    windows = np.ascontiguousarray(sliding(normalised, options.window))
+    windows = training_windows(normalised, timestamps, options.window, period)
     base = SensorParams(options.window, options.stride, tuple(channels), mean, std, np.ones(len(channels), np.float32))
     logger.info("fitting %s autoencoder on %d windows of %s", options.train.architecture, len(windows), source)
     weights = train_autoencoder(windows, options.train)
     params, threshold, scores = calibrate(weights, windows, base, options)
+    likelihood_fit = calibrate_likelihood(windows, params, options.train, weights)
+    for message in warnings:
+        logger.warning("%s", message)
     files = export_all(weights, directory, windows, tflite=options.tflite)
     manifest = build_manifest(options, params, threshold, files, directory, len(values), source)
+    manifest = with_run_settings(manifest, likelihood_fit.calibration, period, options)
     write_manifest(directory, manifest)
-    return FitResult(directory, manifest, weights, params, scores, files)
+    return FitResult(directory, manifest, weights, params, scores, files, warnings, likelihood_fit.likelihood)
+
+
+def with_run_settings(manifest: Manifest, calibration: Calibration, period: float, options: FitOptions) -> Manifest:
+    """Add the likelihood calibration, the sample period and the debounce settings to the manifest."""
+    params = dict(manifest.params)
+    params["calibration"] = calibration.to_manifest()
+    if period > 0:
+        params["sampling"] = {"period_s": float(f"{period:.6g}"), "gap_factor": spacing.GAP_FACTOR}
+    params["decision"] = options.debounce.to_manifest()
+    thresholds = {**manifest.thresholds, "likelihood": options.likelihood_threshold}
+    return manifest.model_copy(update={"params": params, "thresholds": thresholds})
 
 
 def build_manifest(
@@ -126,6 +222,7 @@ def build_manifest(
         "margin": options.margin,
         "normal_rows": rows,
         "source": source,
+        **({"window": options.window_text} if options.window_text else {}),
     }
     return Manifest(
         name=options.name,

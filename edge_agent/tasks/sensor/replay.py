@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig, RuntimeConfig
 from edge_agent.runtime.registry import load_model
@@ -45,6 +46,8 @@ def replay(task: SensorAnomalyTask, timestamps: np.ndarray, values: np.ndarray) 
     predicted = np.zeros(len(values), dtype=np.int8)
     events: list[EventDraft] = []
     windows = sliding(values.astype(np.float32), size)
+    steps = np.diff(timestamps.astype(np.float64))
+    max_steps = sliding_window_view(steps, size - 1).max(axis=1) if size > 1 else np.zeros(len(windows))
     batch = task.max_batch
     for first in range(0, len(windows), batch):
         items = [
@@ -53,7 +56,11 @@ def replay(task: SensorAnomalyTask, timestamps: np.ndarray, values: np.ndarray) 
                 captured_at=float(timestamps[i + size - 1]),
                 source="replay",
                 index=i,
-                meta={"window_start": float(timestamps[i]), "window_end": float(timestamps[i + size - 1])},
+                meta={
+                    "window_start": float(timestamps[i]),
+                    "window_end": float(timestamps[i + size - 1]),
+                    "max_step": float(max_steps[i]),
+                },
             )
             for i in range(first, min(first + batch, len(windows)))
         ]
@@ -62,7 +69,9 @@ def replay(task: SensorAnomalyTask, timestamps: np.ndarray, values: np.ndarray) 
             output = task.logic(value, item)
             end = item.index + size - 1
             scores[end] = value.score
-            predicted[end] = 1 if output.data is not None and getattr(output.data, "anomalous", False) else 0
+            # A window across a gap publishes nothing, and the state it leaves holds.
+            anomalous = getattr(output.data, "anomalous", False) if output.data is not None else task.decider.anomalous
+            predicted[end] = 1 if anomalous else 0
             events += output.events
     events += task.flush(float(timestamps[-1]))
     return ReplayResult(scores, predicted, events)

@@ -12,6 +12,7 @@ from edge_agent.errors import ManifestError
 from edge_agent.sources.windowing import WindowSpec
 
 DECODER = "window_reconstruction"
+ERROR_FLOOR = 0.05  # normalised units, about the int8 output step: a smaller normal error is not measurable
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -14,27 +14,29 @@ from edge_agent.messages import ChannelContribution, SensorAnomalyData
 from edge_agent.metrics import AgentMetrics
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import EventDraft, Item, Task, TaskContext, TaskOutput
+from edge_agent.tasks.sensor.adaptation import Adapter, BatchStats
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
-from edge_agent.tasks.sensor.decision import DecisionSettings, HysteresisDecider, Transition
-from edge_agent.tasks.sensor.scoring import (
-    DECODER,
-    SensorParams,
-    channel_errors,
-    frozen_channels,
-    normalise_into,
-    parse_params,
-)
+from edge_agent.tasks.sensor.decision import HysteresisDecider, Transition
+from edge_agent.tasks.sensor.gauss import isf, sf
+from edge_agent.tasks.sensor.scoring import SensorParams, channel_errors, frozen_channels, normalise_into
+from edge_agent.tasks.sensor.settings import SensorSettings, sensor_settings
+from edge_agent.tasks.sensor.spacing import GapCheck
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class WindowScore:
-    """Decoded output for one window: its score, each channel's relative error, the top channels' shares."""
+    """Decoded output for one window: raw score, calibrated likelihood, the value the state follows,
+    each channel's relative error, the top channels' shares, its place in the batch, and whether it spans a gap."""
 
     score: float
     channel_error: np.ndarray
     top: list[tuple[str, float]]
+    likelihood: float | None = None
+    value: float = 0.0
+    slot: int = 0
+    gap: bool = False
 
 
 class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
@@ -51,29 +53,31 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
     ) -> None:
         super().__init__(config, model, context)
         self.max_batch = config.batch_size
-        manifest = model.manifest
-        if manifest.decoder != DECODER:
-            raise ManifestError(f"model {manifest.name!r}: decoder {manifest.decoder!r} is not {DECODER!r}")
-        self.params: SensorParams = parse_params(manifest.params)
+        self.settings: SensorSettings = sensor_settings(config, model.manifest)
+        self.params: SensorParams = self.settings.params
         _check_input(model, self.params)
-        threshold = config.threshold if config.threshold is not None else manifest.thresholds.get("score")
-        if threshold is None:
-            raise ManifestError(f"model {manifest.name!r}: thresholds.score is missing and the config sets none")
-        self.decider = HysteresisDecider(
-            DecisionSettings(
-                threshold, config.clear_ratio, config.min_windows, config.clear_windows, config.top_channels
-            ),
-            self.params.channels,
-        )
+        self.calibration = self.settings.calibration
+        self.decider = HysteresisDecider(self.settings.decision, self.params.channels)
+        if self.settings.decide_on == "likelihood":
+            self.decider.likelihood = lambda z: float(1.0 - sf(np.array(z)))
+        self.adapter = Adapter(self.params, self.calibration, config.adapt)
+        max_gap = config.max_gap if config.max_gap is not None else max(3.0, self.params.size / 4)
+        self.gaps = GapCheck(self.params.size, self.settings.period_s, max_gap, context.pipeline)
         self.subject = config.subject or context.pipeline
         self.metrics = metrics
         shape = (self.max_batch, self.params.size, len(self.params.channels))
         self._buffer = np.zeros(shape, dtype=np.float32)
         self._inputs = self._buffer[:0]
+        self._held: list[EventDraft] = []
 
     @property
     def threshold(self) -> float:
-        return self.decider.settings.threshold
+        """The raw score threshold (reported with every result)."""
+        return self.settings.score_threshold
+
+    @property
+    def likelihood_threshold(self) -> float:
+        return self.settings.likelihood_threshold
 
     def preprocess(self, items: Sequence[Item]) -> list[np.ndarray]:
         expected = (self.params.size, len(self.params.channels))
@@ -83,6 +87,8 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
                     f"window {item.index} from {item.source} has shape {item.data.shape}, the model needs {expected} "
                     f"(window size x channels {', '.join(self.params.channels)})"
                 )
+        if self.adapter.active:
+            self.params = self.adapter.apply()  # what the previous batch taught, before this one is normalised
         if len(items) > len(self._buffer):
             self._buffer = np.zeros((len(items), *expected), dtype=np.float32)
         self._inputs = normalise_into(self._buffer, [item.data for item in items], self.params)
@@ -98,32 +104,79 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
             # A stuck channel alone lifts its window to twice the threshold, and is named as the cause.
             errors[frozen] = np.maximum(errors[frozen], 2.0 * self.threshold * errors.shape[1])
         scores = errors.mean(axis=1)
+        likelihood, values = self._calibrated(errors, scores, items)
+        gaps = self._gaps(items)
+        tops = self._tops(errors)
+        lk = likelihood.tolist() if likelihood is not None else [None] * len(items)
+        return [
+            WindowScore(score, errors[i], tops[i], lk[i], value, i, gap)
+            for i, (score, value, gap) in enumerate(zip(scores.tolist(), values.tolist(), gaps.tolist()))
+        ]
+
+    def _calibrated(
+        self, errors: np.ndarray, scores: np.ndarray, items: Sequence[Item]
+    ) -> tuple[np.ndarray | None, np.ndarray]:
+        """Likelihood per window and the value the state follows (calibrated z or the raw score)."""
+        if self.calibration is None:
+            return None, scores
+        per_channel, joint = self.calibration.log_errors(errors.astype(np.float64))
+        z = self.calibration.z_of_logs(per_channel, joint)
+        if self.adapter.active:
+            means = self.params.mean + self.params.std * self._inputs.mean(axis=1)
+            ends = np.array([_end(item) for item in items])
+            self.adapter.observe(BatchStats(means, per_channel, joint, ends, np.zeros(len(items), dtype=bool)))
+        likelihood: np.ndarray = 1.0 - sf(z)
+        return likelihood, (z if self.settings.decide_on == "likelihood" else scores)
+
+    def _gaps(self, items: Sequence[Item]) -> np.ndarray:
+        starts = np.array([float(item.meta.get("window_start", item.captured_at)) for item in items])
+        ends = np.array([_end(item) for item in items])
+        steps = [item.meta.get("max_step") for item in items]
+        known = all(step is not None for step in steps)
+        return self.gaps.spans_gap(starts, ends, np.array(steps, dtype=np.float64) if known else None)
+
+    def _tops(self, errors: np.ndarray) -> list[list[tuple[str, float]]]:
         # Top channels for the whole batch at once: per-window numpy calls cost more than the model here.
         k = min(self.config.top_channels, errors.shape[1])
         order = np.argsort(-errors, axis=1, kind="stable")[:, :k]
         totals = errors.sum(axis=1, keepdims=True)
         shares = (np.take_along_axis(errors, order, axis=1) / np.where(totals > 0, totals, 1.0)).tolist()
         names = self.params.channels
-        tops = [[(names[c], v) for c, v in zip(row, share)] for row, share in zip(order.tolist(), shares)]
-        return [WindowScore(score, errors[i], tops[i]) for i, score in enumerate(scores.tolist())]
+        return [[(names[c], v) for c, v in zip(row, share)] for row, share in zip(order.tolist(), shares)]
 
     def logic(self, decoded: WindowScore, item: Item) -> TaskOutput:
-        start = float(item.meta.get("window_start", item.captured_at))
-        end = float(item.meta.get("window_end", item.captured_at))
-        decision = self.decider.update(decoded.score, decoded.channel_error, end)
-        events = [self._event(decision.transition)] if decision.transition is not None else []
+        end = _end(item)
+        events, self._held = self._held, []
+        if decoded.gap:
+            self.decider.interrupt()  # the window joins data from both sides of a gap: not scored
+            return TaskOutput(data=None, events=events)
+        if self.adapter.learning(end):
+            self.adapter.mark_normal(decoded.slot)
+            return TaskOutput(data=self._data(decoded, item, False), events=events)
+        decision = self.decider.update(decoded.value, decoded.channel_error, end, raw=decoded.score)
+        if decision.transition is not None:
+            events.append(self._event(decision.transition))
+        if not self.decider.open:
+            self.adapter.mark_normal(decoded.slot)  # frozen while an anomaly is pending or open
         if self.metrics is not None:
             self.metrics.anomaly_score.labels(self.context.pipeline).set(decoded.score)
             self.metrics.anomaly_state.labels(self.context.pipeline).set(1 if decision.anomalous else 0)
-        data = SensorAnomalyData(
+            if decoded.likelihood is not None:
+                self.metrics.anomaly_likelihood.labels(self.context.pipeline).set(decoded.likelihood)
+        return TaskOutput(data=self._data(decoded, item, decision.anomalous), events=events)
+
+    def _data(self, decoded: WindowScore, item: Item, anomalous: bool) -> SensorAnomalyData:
+        start = float(item.meta.get("window_start", item.captured_at))
+        return SensorAnomalyData(
             score=decoded.score,
             threshold=self.threshold,
-            anomalous=decision.anomalous,
+            anomalous=anomalous,
             window_start=_utc(start),
-            window_end=_utc(end),
+            window_end=_utc(_end(item)),
             top_channels=[ChannelContribution(channel=c, contribution=v) for c, v in decoded.top],
+            likelihood=decoded.likelihood,
+            likelihood_threshold=self.likelihood_threshold if decoded.likelihood is not None else None,
         )
-        return TaskOutput(data=data, events=events)
 
     def _event(self, transition: Transition) -> EventDraft:
         severity = "warning" if transition.kind == "anomaly_start" else "info"
@@ -137,18 +190,41 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
     def flush(self, when: float) -> list[EventDraft]:
         """Close an open anomaly when the source ends, so every anomaly_start gets its anomaly_end."""
         transition = self.decider.flush(when)
-        return [self._event(transition)] if transition is not None else []
+        events, self._held = self._held, []
+        return events + ([self._event(transition)] if transition is not None else [])
 
     def set_threshold(self, name: str, value: float) -> None:
-        if name != "score":
-            raise ValueError(f"task {self.kind} has only the threshold 'score', not {name!r}")
+        if name not in ("score", "likelihood"):
+            raise ValueError(f"task {self.kind} has the thresholds 'score' and 'likelihood', not {name!r}")
+        if name == "likelihood" and not 0.5 < value < 1:
+            raise ValueError(f"the likelihood threshold must be in (0.5, 1), e.g. 0.999; got {value}")
         if not value > 0:
             raise ValueError(f"threshold must be > 0, got {value}")
-        self.decider.set_threshold(value)
-        logger.info("%s: score threshold set to %.4f", self.context.pipeline, value)
+        if name == "score":
+            self.settings = replace(self.settings, score_threshold=value)
+        else:
+            self.settings = replace(self.settings, likelihood_threshold=value)
+        if name == self.settings.decide_on:
+            self.decider.set_threshold(value if name == "score" else float(isf(np.array(1.0 - value))))
+        logger.info("%s: %s threshold set to %.4f", self.context.pipeline, name, value)
+
+    def rebaseline(self, duration_s: float) -> str:
+        """`cmd/rebaseline` after maintenance: end an open anomaly, relearn the normal levels from the next data."""
+        if not duration_s > 0:
+            raise ValueError(f"rebaseline needs a duration > 0, got {duration_s}")
+        transition = self.decider.flush(None)
+        if transition is not None:
+            self._held.append(self._event(transition))
+        self.adapter.rebaseline(duration_s)
+        logger.info("%s: relearning the normal levels over the next %.0f s", self.context.pipeline, duration_s)
+        return f"relearning the normal levels over the next {duration_s:g} s (alarms held)"
 
     def items_label(self) -> str:
         return "windows"
+
+
+def _end(item: Item) -> float:
+    return float(item.meta.get("window_end", item.captured_at))
 
 
 def _check_input(model: LoadedModel, params: SensorParams) -> None:

@@ -1,0 +1,136 @@
+"""The calibrated anomaly likelihood: how unusual a window's errors are against normal errors, in [0, 1].
+
+Three steps, each a z-score of log relative errors fitted on cross-fitted normal windows:
+
+- joint: the window's mean relative error over channels (the raw score);
+- channels: each channel's own relative error; the largest is turned into a tail probability and
+  Sidak-corrected for the number of channels, so one channel far outside its range can alarm
+  without many channels raising more false alarms than one;
+- final: the larger of the two z-scores, mapped so that its median is 0 and its 99th percentile on
+  normal data is 2.326. The likelihood is the normal CDF of that, so a threshold of 0.99 is passed
+  by about 1% of normal windows and 0.999 by about 0.1%, whatever the machine or model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edge_agent.errors import ManifestError
+from edge_agent.tasks.sensor.gauss import isf, sf
+
+MIN_SPREAD = 0.1  # log units: errors within ~10% of their usual level are never surprising
+FLOORED_LOWER = 1.0  # a channel with no normal error of its own: errors below its floor count as normal
+LOWER = 1e-3
+Z99 = 2.3263478740408408
+
+
+@dataclass
+class Calibration:
+    """Location/spread of log relative errors per channel and jointly, and the final affine map."""
+
+    channel_loc: np.ndarray
+    channel_spread: np.ndarray
+    channel_lower: np.ndarray
+    joint_loc: float
+    joint_spread: float
+    final_loc: float = 0.0
+    final_spread: float = 1.0
+
+    def log_errors(self, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """N x C relative errors -> (N x C per-channel log errors, N joint log errors)."""
+        clamped = np.maximum(errors, self.channel_lower)
+        return np.log(clamped), np.log(clamped.mean(axis=1))
+
+    def statistic(self, errors: np.ndarray) -> np.ndarray:
+        """The combined z-score per window, before the final map."""
+        return self.statistic_of_logs(*self.log_errors(errors))
+
+    def statistic_of_logs(self, per_channel: np.ndarray, joint: np.ndarray) -> np.ndarray:
+        z_joint = (joint - self.joint_loc) / self.joint_spread
+        z_max = ((per_channel - self.channel_loc) / self.channel_spread).max(axis=1)
+        channels = per_channel.shape[1]
+        if channels > 1:
+            p_min = sf(z_max)
+            z_max = isf(-np.expm1(channels * np.log1p(-np.minimum(p_min, 1.0 - 1e-16))))  # Sidak
+        combined: np.ndarray = np.maximum(z_joint, z_max)
+        return combined
+
+    def z_of_logs(self, per_channel: np.ndarray, joint: np.ndarray) -> np.ndarray:
+        out: np.ndarray = (self.statistic_of_logs(per_channel, joint) - self.final_loc) / self.final_spread
+        return out
+
+    def z(self, errors: np.ndarray) -> np.ndarray:
+        """Calibrated z per window: about N(0, 1) in its upper tail on normal data."""
+        return self.z_of_logs(*self.log_errors(errors))
+
+    def likelihood(self, errors: np.ndarray) -> np.ndarray:
+        """P(a normal window scores lower than this one), per window, in [0, 1]."""
+        out: np.ndarray = 1.0 - sf(self.z(errors))
+        return out
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {
+            "channel_loc": _floats(self.channel_loc),
+            "channel_spread": _floats(self.channel_spread),
+            "channel_lower": _floats(self.channel_lower),
+            "joint": [float(f"{self.joint_loc:.8g}"), float(f"{self.joint_spread:.8g}")],
+            "final": [float(f"{self.final_loc:.8g}"), float(f"{self.final_spread:.8g}")],
+        }
+
+
+def _floats(values: np.ndarray) -> list[float]:
+    return [float(f"{v:.8g}") for v in np.asarray(values, dtype=np.float64)]
+
+
+def _location_spread(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean along axis 0 and the upper-tail spread (95th percentile above the mean / 1.645), floored."""
+    loc = logs.mean(axis=0)
+    spread = np.maximum((np.quantile(logs, 0.99, axis=0) - loc) / Z99, MIN_SPREAD)
+    return loc, spread
+
+
+def fit_calibration(errors: np.ndarray, floored: np.ndarray) -> Calibration:
+    """Calibration from N x C relative errors of normal windows the model did not see (cross-fitted)."""
+    lower = np.where(floored, FLOORED_LOWER, LOWER)
+    base = Calibration(np.zeros(errors.shape[1]), np.ones(errors.shape[1]), lower, 0.0, 1.0)
+    per_channel, joint = base.log_errors(errors)
+    loc, spread = _location_spread(per_channel)
+    joint_loc, joint_spread = _location_spread(joint[:, None])
+    calibration = Calibration(loc, spread, lower, float(joint_loc[0]), float(joint_spread[0]))
+    t = calibration.statistic(errors)
+    median = float(np.median(t))
+    calibration.final_loc = median
+    calibration.final_spread = max((float(np.quantile(t, 0.99)) - median) / Z99, MIN_SPREAD)
+    return calibration
+
+
+def _pair(raw: Any, name: str) -> tuple[float, float]:
+    try:
+        loc, spread = (float(v) for v in raw)
+    except (TypeError, ValueError) as exc:
+        raise ManifestError(f"params.calibration.{name} must be [location, spread]") from exc
+    if not (np.isfinite(loc) and np.isfinite(spread) and spread > 0):
+        raise ManifestError(f"params.calibration.{name} must be finite with a spread > 0, got {raw}")
+    return loc, spread
+
+
+def parse_calibration(raw: Mapping[str, Any], channels: int) -> Calibration:
+    """Read params.calibration; ManifestError names the field that is wrong."""
+    vectors = []
+    for name in ("channel_loc", "channel_spread", "channel_lower"):
+        try:
+            values = np.asarray(raw[name], dtype=np.float64)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ManifestError(f"params.calibration.{name} must be a list of {channels} numbers") from exc
+        if values.shape != (channels,) or not np.all(np.isfinite(values)):
+            raise ManifestError(f"params.calibration.{name} must hold {channels} finite numbers, one per channel")
+        vectors.append(values)
+    if np.any(vectors[1] <= 0) or np.any(vectors[2] <= 0):
+        raise ManifestError("params.calibration.channel_spread and channel_lower values must be > 0")
+    joint = _pair(raw.get("joint"), "joint")
+    final = _pair(raw.get("final"), "final")
+    return Calibration(vectors[0], vectors[1], vectors[2], *joint, *final)
