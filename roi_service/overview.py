@@ -45,6 +45,7 @@ def roadmap_for(report: KpiReport, ranked: list[RankedUseCase], readiness: Readi
             item.impact,
             0.0 if item.evidence.refused else item.roi.savings_month,
             None if item.evidence.refused else item.roi.payback_months,
+            item.evidence.needs_days,
         )
         for item in ranked
     ]

@@ -51,6 +51,7 @@ class UseCaseSummary:
     impact: float
     savings_month: float
     payback_months: float | None
+    needs_days: float = 0.0  # more data needed before its ROI is known (roi_service.calc.evidence)
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,10 @@ def _implementation(ranked: list[UseCaseSummary]) -> Phase:
     phase = Phase(*PHASES[1])
     for case in ranked[:3]:
         payback = "never" if case.payback_months is None else f"{case.payback_months:.1f} months"
-        phase.steps.append(
-            Step(f"Deploy '{case.name}' on the edge device", f"impact score {case.impact:,.0f}; payback {payback}")
-        )
+        reason = f"impact score {case.impact:,.0f}; payback {payback}"
+        if case.needs_days > 0:
+            reason = f"ROI not known yet: needs {case.needs_days:.1f} more days of data"
+        phase.steps.append(Step(f"Deploy '{case.name}' on the edge device", reason))
     if not ranked:
         phase.steps.append(Step("Enter the business figures of at least one use case", "no use case yet"))
     phase.steps.append(Step("Train operators to confirm or dismiss alerts in the dashboard", "accuracy feedback"))

@@ -112,6 +112,8 @@ def check_dashboard(page: Page) -> None:
     throughput = kpis["Throughput (results/min)"]
     assert float(throughput[2].replace(",", "")) > 10, "results per minute of data, not of the 24 h window"
     page.wait_for("[...document.querySelectorAll('#events img.thumb')].every(i => i.complete)")
+    roadmap = page.evaluate("document.getElementById('roadmap').innerText")
+    assert "ROI not known yet: needs" in roadmap and "payback never" not in roadmap
     loaded = page.evaluate("[...document.querySelectorAll('#events img.thumb')].filter(i => i.naturalWidth > 0).length")
     assert loaded >= 5, "the events list shows the pictures, not file names"
 
