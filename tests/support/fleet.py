@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import ssl
+import subprocess
 import tarfile
 import threading
 from dataclasses import dataclass, field
@@ -112,15 +114,18 @@ class FileServer:
     drop_after: int | None = None
     garble: bool = False
     requests: list[dict[str, str]] = field(default_factory=list)
+    tls: ssl.SSLContext | None = None  # a server context: https on loopback
 
     def __enter__(self) -> FileServer:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
+        if self.tls is not None:
+            self._server.socket = self.tls.wrap_socket(self._server.socket, server_side=True)
         self.port = int(self._server.server_address[1])
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}/{path}"
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
@@ -154,3 +159,18 @@ def _handler(server: FileServer) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+def make_pki(folder: Path) -> tuple[Path, ssl.SSLContext]:
+    """A CA and a server certificate for 127.0.0.1 made with openssl: (CA file, server SSL context)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *args: subprocess.run(["openssl", *args], check=True, capture_output=True, cwd=folder)  # noqa: E731
+    run("req", "-x509", *ec, "-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=test fleet CA")
+    run("req", *ec, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1")
+    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    run("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-out", "server.crt", "-days", "2", "-extfile", "san.ext")  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(folder / "server.crt", folder / "server.key")
+    return folder / "ca.crt", context

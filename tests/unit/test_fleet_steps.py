@@ -163,3 +163,21 @@ def test_a_signature_made_with_openssl_as_the_docs_say_verifies(tmp_path: Path) 
     archive.write_bytes(BODY[:-1] + b"x")
     with pytest.raises(UpdateError, match="signature does not match"):
         check_signature(archive, base64.b64encode(raw).decode(), pub)
+
+
+def test_https_downloads_trust_the_brokers_ca_and_nothing_else(tmp_path: Path) -> None:
+    """The download context is mqtt.tls's: the site CA verifies the server; without it the server is refused."""
+    import shutil
+
+    from edge_agent.config import TlsConfig
+    from edge_agent.tlsfiles import build_context
+    from tests.support.fleet import make_pki
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl")
+    ca, server_context = make_pki(tmp_path / "pki")
+    with FileServer({"m.tar.gz": BODY}, tls=server_context) as server:
+        site = Downloader(build_context(TlsConfig(ca_file=ca)), 1 << 20)
+        assert site.fetch(server.url("m.tar.gz"), tmp_path / "ok.part").read_bytes() == BODY
+        with pytest.raises(UpdateError, match="CERTIFICATE_VERIFY_FAILED"):
+            Downloader(build_context(TlsConfig()), 1 << 20).fetch(server.url("m.tar.gz"), tmp_path / "no.part")
