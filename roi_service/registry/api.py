@@ -62,6 +62,8 @@ def versions(request: Request) -> list[dict[str, Any]]:
 @api.post("/rollouts", status_code=201)
 def start_rollout(body: RolloutRequest, request: Request) -> dict[str, Any]:
     svc = service(request)
+    if svc.link is None:
+        raise HTTPException(503, "rollouts need the broker: start roi-service with ROI_MQTT_HOST")
     devices = body.devices if body.devices is not None else svc.devices_running(body.name)
     try:
         return asdict(svc.engine.start(body.name, body.version, devices, body.rollback_to))

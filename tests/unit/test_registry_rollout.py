@@ -78,3 +78,36 @@ def test_registry_refuses_duplicates_unknown_versions_and_non_archives(registry:
     eng.start("tiny-classifier", "2.0.0", ["shop/cam-1"])
     with pytest.raises(RegistryError, match="rollout of tiny-classifier is running"):
         eng.start("tiny-classifier", "2.0.0", ["shop/cam-2"])
+
+
+def test_registry_api_uploads_lists_serves_and_guards(tmp_path: Path) -> None:
+    import httpx
+
+    from roi_service.api.app import create_app
+    from roi_service.db.engine import make_engine, migrate
+    from roi_service.registry.service import RegistryService
+    from tests.support.roi import running_app
+
+    engine_ = make_engine(f"sqlite:///{tmp_path / 'roi.db'}")
+    migrate(engine_)
+    svc = RegistryService(tmp_path / "reg", "https://roi.example", None)
+    with running_app(create_app(engine_, "tok", registry=svc)) as url, httpx.Client(base_url=url) as client:
+        check_registry_api(client, svc, tmp_path)
+
+
+def check_registry_api(client: Any, svc: Any, tmp_path: Path) -> None:
+    auth = {"Authorization": "Bearer tok"}
+    archive = pack(model_folder(tmp_path / "built", "1.0.0"))
+    assert client.post("/api/registry/models", content=archive).status_code == 401
+    created = client.post("/api/registry/models", content=archive, headers=auth)
+    assert created.status_code == 201 and created.json()["version"] == "1.0.0"
+    assert client.post("/api/registry/models", content=b"junk", headers=auth).status_code == 400
+    assert [v["version"] for v in client.get("/api/registry/models", headers=auth).json()] == ["1.0.0"]
+    assert client.get("/registry/archive/tiny-classifier/1.0.0.tar.gz").content == archive
+    assert svc.archive_url("tiny-classifier", "1.0.0") == "https://roi.example/registry/archive/tiny-classifier/1.0.0.tar.gz"
+    refused = client.post("/api/registry/rollouts", json={"name": "tiny-classifier", "version": "1.0.0"}, headers=auth)
+    assert refused.status_code == 503 and "ROI_MQTT_HOST" in refused.json()["detail"]
+    svc.on_model("shop/cam-1", {"models": [{"pipeline": "p", "name": "tiny-classifier", "version": "1.0.0"}]})
+    page = client.get("/registry", headers=auth)
+    assert page.status_code == 200 and "<td>shop/cam-1</td>" in page.text and "<td>1.0.0</td>" in page.text
+    assert client.get("/registry").status_code == 401
