@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,22 +44,24 @@ def bench_variant(model_dir: Path, variant: str, frames: list[np.ndarray], items
     )
     model = load_model(model_dir, variant, runtime)
     task = DefectTask(DefectTaskConfig(kind="defect"), model, TaskContext("bench", "site", "device"))
-    total, bare, fails = [], [], 0
+    total, bare, cpu, fails = [], [], [], 0
     for k in range(items + 20):
         item = Item(frames[k % len(frames)], time.time(), "bench", k)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.thread_time()
         inputs = task.preprocess([item])
         outputs = task.run(inputs)
         out = task.logic(task.decode(outputs, [item])[0], item)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), time.thread_time()
         model.runtime.run(inputs)
         t2 = time.perf_counter()
         if k >= 20:  # warm-up excluded
             total.append((t1 - t0) * 1000)
+            cpu.append((c1 - c0) * 1000)  # 1 thread: the item's own CPU time, without waiting for a busy core
             bare.append((t2 - t1) * 1000)
             fails += int(out.data is not None and not out.data.passed)
     model.runtime.close()
     result: dict[str, Any] = {"items": items, "failed_items": fails, **percentiles(total)}
+    result["cpu_p50_ms"], result["cpu_p95_ms"] = percentiles(cpu)["p50_ms"], percentiles(cpu)["p95_ms"]
     result["model_only_p50_ms"] = percentiles(bare)["p50_ms"]
     result["task_over_model_p50"] = round(result["p50_ms"] / max(result["model_only_p50_ms"], 1e-6), 2)
     return result
@@ -83,7 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     frames = [cv2.resize(cv2.imread(str(f), cv2.IMREAD_COLOR), (w, h), interpolation=cv2.INTER_AREA) for f in paths]
     table = {v: bench_variant(args.model, v, frames, args.items, args.threads) for v in manifest.files}
     cols = list(next(iter(table.values())))
-    print(f"{manifest.name} {manifest.version}, input {w}x{h}, {args.threads} thread(s), {len(frames)} frames")
+    load = os.getloadavg()[0]
+    print(f"{manifest.name} {manifest.version}, input {w}x{h}, {args.threads} thread(s), {len(frames)} frames,"
+          f" load average {load:.1f}")  # fmt: skip
     print("| variant | " + " | ".join(cols) + " |\n|---|" + "---|" * len(cols))
     for key, row in table.items():
         print(f"| {key} | " + " | ".join(str(row[c]) for c in cols) + " |")

@@ -52,10 +52,10 @@ def _miss_lines(manifest: Manifest) -> list[str]:
 def _latency_line(m: dict[str, Any]) -> str:
     if "latency_p95_ms" not in m:
         return "Latency per item: not timed by this fit (`--latency-runs 0`)."
-    return (
-        f"Latency per item (preprocess + int8 ONNX backbone + nearest-neighbour scoring, 1 thread, {cpu_name()},"
-        f" measured by the fit on a shared machine): p50 {m['latency_p50_ms']} ms, p95 {m['latency_p95_ms']} ms."
-    )
+    return (f"Per item (preprocess + int8 ONNX backbone + nearest-neighbour scoring, 1 thread, {cpu_name()}, timed by"
+            f" the fit): CPU time p50 {m.get('cpu_p50_ms')} ms, p95 {m.get('cpu_p95_ms')} ms; wall time p50"
+            f" {m['latency_p50_ms']} ms, p95 {m['latency_p95_ms']} ms at a load average of {m.get('load_average')}"
+            " (wall time includes waiting for the core while other work shares it).")  # fmt: skip
 
 
 def card_text(manifest: Manifest, record: FitRecord) -> str:

@@ -114,7 +114,9 @@ def write_model(
 
 def add_latency(out: Path, manifest: Manifest, latency: dict[str, float]) -> Manifest:
     """Record the measured per-item latency (measured on the written folder) in the manifest."""
-    metrics = dict(manifest.metrics) | {"latency_p50_ms": latency["p50_ms"], "latency_p95_ms": latency["p95_ms"]}
+    metrics = dict(manifest.metrics) | {"latency_p50_ms": latency["p50_ms"], "latency_p95_ms": latency["p95_ms"],
+                                        "cpu_p50_ms": latency["cpu_p50_ms"], "cpu_p95_ms": latency["cpu_p95_ms"],
+                                        "load_average": latency["load_average"]}  # fmt: skip
     updated = manifest.model_copy(update={"metrics": metrics})
     write_manifest(out, updated)
     return updated
