@@ -107,6 +107,21 @@ def _resend(app: App, cmd: m.CommandMessage) -> tuple[str, dict[str, Any]]:
 DeviceHandler = Callable[["App", m.CommandMessage], tuple[str, dict[str, Any]]]
 DEVICE_HANDLERS: dict[str, DeviceHandler] = {"resend": _resend}  # device-wide: no pipeline to pick
 
+
+def _rebaseline(app: App, pipeline: Pipeline, cmd: m.CommandMessage) -> str:
+    """After maintenance: a sensor pipeline relearns its normal levels from the next args.duration (10m)."""
+    from edge_agent.tasks.sensor.durations import parse_duration
+
+    duration = parse_duration(cmd.args.get("duration", "10m"))
+    def relearn(task: Any) -> str:
+        rebaseline = getattr(task, "rebaseline", None)
+        if rebaseline is None:
+            raise ValueError(f"pipeline {pipeline.pipeline} has no normal levels to relearn (sensor_anomaly only)")
+        return str(rebaseline(duration))
+
+    return str(pipeline.with_task(relearn))
+
+
 HANDLERS: dict[str, Handler] = {
     "set_threshold": _set_threshold,
     "snapshot": _snapshot,

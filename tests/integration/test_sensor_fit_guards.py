@@ -5,6 +5,7 @@ Every fitted folder here is loaded with onnxruntime and replayed through the rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +41,22 @@ def stationary(rows: int, channels: int, seed: int, period_s: float = 1.0) -> Se
     return SensorTable(START + period_s * np.arange(rows), values + 20.0, [f"c{i}" for i in range(channels)])
 
 
-def fitted(tmp_path: Path, table: SensorTable, *extra: str, name: str = "m") -> tuple[Path, str]:
-    """Fit through the CLI; returns the folder and what it printed to stderr."""
-    csv = write_sensor_csv(tmp_path / f"{name}.csv", table)
-    out = tmp_path / name
-    code = fit.main(["--normal", str(csv), "--out", str(out), *extra])
-    err = getattr(fitted, "capsys").readouterr().err if hasattr(fitted, "capsys") else ""
-    assert code == 0, err
-    return out, err
+Fit = Callable[..., tuple[Path, str]]
 
 
-@pytest.fixture(autouse=True)
-def _capture(capsys: pytest.CaptureFixture[str]) -> None:
-    fitted.capsys = capsys  # type: ignore[attr-defined]
+@pytest.fixture
+def fitted(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Fit:
+    """Fit through the CLI; the callable returns the folder and what the fit printed to stderr."""
+
+    def fit_table(table: SensorTable, *extra: str, name: str = "m") -> tuple[Path, str]:
+        csv = write_sensor_csv(tmp_path / f"{name}.csv", table)
+        out = tmp_path / name
+        code = fit.main(["--normal", str(csv), "--out", str(out), *extra])
+        err = capsys.readouterr().err
+        assert code == 0, err
+        return out, err
+
+    return fit_table
 
 
 def run(model: Path, table: SensorTable, config: SensorAnomalyTaskConfig = CONFIG) -> ReplayResult:
@@ -63,8 +67,8 @@ def starts(result: ReplayResult) -> int:
     return sum(event.event == "anomaly_start" for event in result.events)
 
 
-def test_onnx_only_fit_by_default_with_likelihood_and_no_tflite(tmp_path: Path) -> None:
-    model, err = fitted(tmp_path, stationary(1500, 3, seed=1))
+def test_onnx_only_fit_by_default_with_likelihood_and_no_tflite(fitted: Fit) -> None:
+    model, err = fitted(stationary(1500, 3, seed=1))
     manifest = load_manifest(model)
     assert set(manifest.files) == {"onnx-fp32", "onnx-int8"} and not (model / "model.int8.tflite").exists()
     assert manifest.thresholds["likelihood"] == 0.999 and manifest.thresholds["score"] > 1.0
@@ -72,8 +76,8 @@ def test_onnx_only_fit_by_default_with_likelihood_and_no_tflite(tmp_path: Path) 
     assert "warning" not in err
 
 
-def test_a_threshold_of_0_99_gives_about_1_percent_on_normal_data(tmp_path: Path) -> None:
-    model, _ = fitted(tmp_path, stationary(3000, 4, seed=2))
+def test_a_threshold_of_0_99_gives_about_1_percent_on_normal_data(fitted: Fit) -> None:
+    model, _ = fitted(stationary(3000, 4, seed=2))
     fresh = stationary(8000, 4, seed=3)
     task = make_task(model, "onnx-int8", CONFIG)
     likelihood: list[float] = []
@@ -91,10 +95,10 @@ def test_a_threshold_of_0_99_gives_about_1_percent_on_normal_data(tmp_path: Path
     assert starts(result) == 0
 
 
-def test_constant_channel_gets_a_floor_and_a_warning_never_a_zero_threshold(tmp_path: Path) -> None:
+def test_constant_channel_gets_a_floor_and_a_warning_never_a_zero_threshold(fitted: Fit) -> None:
     table = stationary(1500, 2, seed=4)
     table.values[:, 1] = 5.0
-    model, err = fitted(tmp_path, table)
+    model, err = fitted(table)
     assert "warning: channel c1 is constant (5) in the normal data: any change from that value will score" in err
     assert load_manifest(model).thresholds["score"] > 0
     quiet = stationary(3000, 2, seed=5)
@@ -104,35 +108,35 @@ def test_constant_channel_gets_a_floor_and_a_warning_never_a_zero_threshold(tmp_
     assert starts(run(model, quiet)) == 1
 
 
-def test_a_flat_series_fits_and_runs(tmp_path: Path) -> None:
+def test_a_flat_series_fits_and_runs(fitted: Fit) -> None:
     table = stationary(800, 1, seed=6)
     table.values[:] = 42.0
-    model, err = fitted(tmp_path, table)
+    model, err = fitted(table)
     assert "channel c0 is constant" in err
     task = make_task(model, "onnx-int8", CONFIG)  # the device's task accepts it
     assert task.threshold > 0
     assert starts(replay(task, table.timestamps, table.values)) == 0
 
 
-def test_window_not_above_latent_is_clamped_with_a_message(tmp_path: Path) -> None:
-    model, err = fitted(tmp_path, stationary(2000, 1, seed=7), "--window", "12", "--latent", "16")
+def test_window_not_above_latent_is_clamped_with_a_message(fitted: Fit) -> None:
+    model, err = fitted(stationary(2000, 1, seed=7), "--window", "12", "--latent", "16")
     assert "latent 16 is not well below window x channels = 12 x 1 = 12" in err and "using latent 6" in err
     assert load_manifest(model).params["fit"]["latent"] == 6
     fresh = run(model, stationary(5000, 1, seed=8))
     assert np.mean(fresh.predicted) < 0.01  # not in alarm forever
 
 
-def test_upper_case_name_is_lowered_with_a_note(tmp_path: Path) -> None:
-    model, err = fitted(tmp_path, stationary(600, 2, seed=9), name="Pump-7")
+def test_upper_case_name_is_lowered_with_a_note(fitted: Fit) -> None:
+    model, err = fitted(stationary(600, 2, seed=9), name="Pump-7")
     assert "note: model name 'Pump-7' lower-cased to 'pump-7'" in err
     assert load_manifest(model).name == "pump-7"
 
 
-def test_times_with_units_and_gappy_timestamps(tmp_path: Path) -> None:
+def test_times_with_units_and_gappy_timestamps(fitted: Fit) -> None:
     table = stationary(3000, 2, seed=10, period_s=300.0)
     table.timestamps[1500:] += 86_400.0  # a day without data in the middle
     extra = ("--window", "2h", "--min-duration", "30m", "--clear-duration", "2h")
-    model, err = fitted(tmp_path, table, *extra)
+    model, err = fitted(table, *extra)
     assert "warning: m.csv: samples are 5m apart (median), but 1 gap(s) longer than 3 samples (longest 1d)" in err
     manifest = load_manifest(model)
     assert manifest.params["window"]["size"] == 24 and manifest.params["fit"]["window"] == "2h"
@@ -155,8 +159,8 @@ def test_times_with_units_and_gappy_timestamps(tmp_path: Path) -> None:
     assert skipped == list(range(1000 - 23, 1000))  # exactly the 23 windows that join both sides of the gap
 
 
-def test_check_refuses_what_run_would_refuse(tmp_path: Path) -> None:
-    model, _ = fitted(tmp_path, stationary(600, 2, seed=12))
+def test_check_refuses_what_run_would_refuse(fitted: Fit) -> None:
+    model, _ = fitted(stationary(600, 2, seed=12))
     manifest = yaml.safe_load((model / "manifest.yaml").read_text())
     manifest["thresholds"]["score"] = 0.0
     (model / "manifest.yaml").write_text(yaml.safe_dump(manifest))
@@ -175,8 +179,8 @@ def test_check_refuses_what_run_would_refuse(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow  # 52 channels: about a minute on an idle core (the unit tests cover the combination itself)
-def test_one_faulty_channel_among_many_raises_the_alarm(tmp_path: Path) -> None:
-    model, _ = fitted(tmp_path, stationary(3000, 52, seed=13))
+def test_one_faulty_channel_among_many_raises_the_alarm(fitted: Fit) -> None:
+    model, _ = fitted(stationary(3000, 52, seed=13))
     fresh = stationary(4000, 52, seed=14)
     fresh.values[2500:3300, 7] += 12.0  # one channel of 52 offset by ~5 of its std: the mean error barely moves
     likelihood = run(model, fresh)

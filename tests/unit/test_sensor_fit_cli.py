@@ -52,3 +52,18 @@ def test_unknown_channel_is_a_clear_error(tmp_path: Path, capsys: pytest.Capture
 def test_argparse_errors_return_2(capsys: pytest.CaptureFixture[str]) -> None:
     code, err = run(["--window", "3"], capsys)
     assert code == 2 and "the following arguments are required: --normal, --out" in err
+
+
+def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
+    assert fit.main(["--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for shown in ("--window WINDOW window length: samples (20) or a time (20m, 90s, 2h) (default: 20)",
+                  "(default: 0.999)", "(default: 1.4)", "(default: linear)", "--tflite"):  # fmt: skip
+        assert shown in text
+
+
+def test_a_time_that_is_not_one_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "n.csv"
+    csv.write_text("timestamp,a\n1,2\n")
+    code, err = run(["--normal", str(csv), "--out", str(tmp_path / "m"), "--min-duration", "soon"], capsys)
+    assert code == 2 and err.startswith("error: --min-duration: 'soon' is not a duration")

@@ -23,9 +23,13 @@ def _variant_table(figures: dict[str, dict[str, Any]]) -> list[str]:
             f"{r['mar_pct']:.2f} | {r['false_alarms_per_day']:.1f} | {_delay(r['mean_delay_s'])} | "
             f"{r['detected']}/{r['anomalies']} |"
         )
-    fp32 = figures.get("onnx-fp32", {}).get("f1")
-    if fp32:
-        ratios = [f"{v} {r['f1'] / fp32:.4f}" for v, r in figures.items() if v != "onnx-fp32"]
+    ratios = []
+    for key, r in figures.items():
+        variant, _, decide_on = key.partition(" ")
+        fp32 = figures.get(" ".join(filter(None, ("onnx-fp32", decide_on))), {}).get("f1")
+        if fp32 and variant != "onnx-fp32":
+            ratios.append(f"{key} {r['f1'] / fp32:.4f}")
+    if ratios:
         rows += ["", f"int8 / fp32 F1: {', '.join(ratios)}"]
     return rows
 
