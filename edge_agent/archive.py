@@ -69,8 +69,8 @@ class DeliveredArchive:
         if self.bytes > self.max_bytes:
             self._prune_bytes()
 
-    def _prune_bytes(self) -> None:
-        target = self.bytes - int(self.max_bytes * _HYSTERESIS)
+    def _prune_bytes(self, target: int | None = None) -> None:
+        target = self.bytes - int(self.max_bytes * _HYSTERESIS) if target is None else target
         freed, count, cutoff = 0, 0, 0
         while freed < target:
             rows = self.db.execute(
@@ -83,6 +83,14 @@ class DeliveredArchive:
                 if freed >= target:
                     break
         self._delete_through(cutoff, count, freed)
+
+    def make_room(self) -> bool:
+        """The disk is full: give up the oldest quarter of the archive (SQLite reuses the freed pages for new
+        rows). Unsent results matter more than replays of delivered ones. False when there was nothing to free."""
+        if self.rows == 0:
+            return False
+        self._prune_bytes(target=max(1, self.bytes // 4))
+        return True
 
     def expire(self, now: float) -> None:
         """Drop archived rows older than max_age_s (oldest are lowest ids)."""

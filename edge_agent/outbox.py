@@ -170,7 +170,7 @@ class Outbox:
         started = time.perf_counter()
         with self._lock:
             if self._spill and time.monotonic() < self._spill_retry_at:
-                self._hold_in_memory(rows, self._spill_reason)
+                self._hold_in_memory(rows, self._spill_reason, attempted=False)
                 return
             if not self._store(self._spill.take_all() + rows):
                 return
@@ -183,10 +183,41 @@ class Outbox:
             self._write(rows)
         except sqlite3.Error as exc:
             self._rollback()
-            self._hold_in_memory(rows, str(exc))
-            return False
+            if not (_is_full(exc) and self._make_room() and self._retry_write(rows)):
+                self._hold_in_memory(rows, str(exc))
+                return False
         self._spill_recovered()
         return True
+
+    def _make_room(self) -> bool:
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            freed = self.archive.make_room()
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._rollback()
+            self._recount_archive()
+            return False
+        if freed:
+            self._disk_log.warning("outbox %s: the disk is full; gave up the oldest quarter of the delivered archive",
+                                   self.config.path)  # fmt: skip
+        return freed
+
+    def _retry_write(self, rows: list[Row]) -> bool:
+        try:
+            self._write(rows)
+        except sqlite3.Error:
+            self._rollback()
+            return False
+        return True
+
+    def _recount_archive(self) -> None:
+        try:
+            self.archive.rows, self.archive.bytes = self._db.execute(
+                "SELECT count(*), coalesce(sum(size), 0) FROM delivered"
+            ).fetchone()
+        except sqlite3.Error:
+            logger.debug("cannot recount the delivered archive")
 
     def _write(self, rows: list[Row]) -> None:
         self._db.execute("BEGIN IMMEDIATE")
@@ -205,10 +236,12 @@ class Outbox:
         with self._new_data:
             self._new_data.notify_all()
 
-    def _hold_in_memory(self, rows: list[Row], reason: str) -> None:
-        """Called with the lock held: keep rows in the bounded buffer; count what overflows."""
+    def _hold_in_memory(self, rows: list[Row], reason: str, attempted: bool = True) -> None:
+        """Called with the lock held: keep rows in the bounded buffer; count what overflows. After a failed
+        write (`attempted`) the disk is tried again in SPILL_RETRY_S, not sooner."""
         self._spill_reason = reason
-        self._spill_retry_at = time.monotonic() + SPILL_RETRY_S
+        if attempted:
+            self._spill_retry_at = time.monotonic() + SPILL_RETRY_S
         dropped = self._spill.add(rows)
         if dropped:
             self.metrics.outbox_dropped.labels("disk_full").inc(dropped)
@@ -335,34 +368,50 @@ class Outbox:
         return [StoredMessage(int(r[0]), str(r[1]), bytes(r[2]), float(r[3]), bool(r[4])) for r in rows]
 
     def ack(self, ids: list[int]) -> None:
-        """Move acknowledged rows to the delivered archive (one transaction for many PUBACKs).
+        """Move acknowledged rows to the delivered archive (one transaction for many PUBACKs). On a full disk the
+        oldest archived rows make room; failing that, the rows are deleted unarchived (the disk comes first).
 
-        Raises OutboxError when the file cannot be written; the caller keeps the ids and tries again."""
+        Raises OutboxError when the file cannot be written at all; the caller keeps the ids and tries again."""
         if not ids:
             return
         with self._lock:
-            placeholders = ",".join("?" * len(ids))
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                count, size, kept, kept_size = self._db.execute(
-                    "SELECT count(*), coalesce(sum(size),0), coalesce(sum(seq IS NOT NULL AND replay = 0),0), "
-                    "coalesce(sum(CASE WHEN seq IS NOT NULL AND replay = 0 THEN size END),0) "
-                    f"FROM messages WHERE id IN ({placeholders})",
-                    ids,
-                ).fetchone()
-                self.archive.keep(placeholders, ids, self.clock(), int(kept), int(kept_size))
-                self._db.execute(f"DELETE FROM messages WHERE id IN ({placeholders})", ids)
-                self._db.execute("COMMIT")
+                count, size = self._ack_once(ids, archive=True)
             except sqlite3.Error as exc:
                 self._rollback()
-                self.archive.rows, self.archive.bytes = self._db.execute(
-                    "SELECT count(*), coalesce(sum(size), 0) FROM delivered"
-                ).fetchone()
-                raise OutboxError(f"outbox {self.config.path}: cannot record {len(ids)} PUBACK(s): {exc}") from exc
+                self._recount_archive()
+                count, size = self._ack_on_full_disk(ids, exc)
             self._rows -= count
             self._bytes -= size
         self.metrics.outbox_sent.inc(count)
         self._update_gauges()
+
+    def _ack_on_full_disk(self, ids: list[int], exc: sqlite3.Error) -> tuple[int, int]:
+        for archive in (True, False):
+            if not _is_full(exc) or (archive and not self._make_room()):
+                continue
+            try:
+                return self._ack_once(ids, archive)
+            except sqlite3.Error as again:
+                self._rollback()
+                self._recount_archive()
+                exc = again
+        raise OutboxError(f"outbox {self.config.path}: cannot record {len(ids)} PUBACK(s): {exc}") from exc
+
+    def _ack_once(self, ids: list[int], archive: bool) -> tuple[int, int]:
+        placeholders = ",".join("?" * len(ids))
+        self._db.execute("BEGIN IMMEDIATE")
+        count, size, kept, kept_size = self._db.execute(
+            "SELECT count(*), coalesce(sum(size),0), coalesce(sum(seq IS NOT NULL AND replay = 0),0), "
+            "coalesce(sum(CASE WHEN seq IS NOT NULL AND replay = 0 THEN size END),0) "
+            f"FROM messages WHERE id IN ({placeholders})",
+            ids,
+        ).fetchone()
+        if archive:
+            self.archive.keep(placeholders, ids, self.clock(), int(kept), int(kept_size))
+        self._db.execute(f"DELETE FROM messages WHERE id IN ({placeholders})", ids)
+        self._db.execute("COMMIT")
+        return int(count), int(size)
 
     def resend(self, ranges: list[SeqRange]) -> ResendOutcome:
         """Queue the archived messages of `ranges` again (sent with ``replayed: true``); name the seqs held nowhere.
@@ -466,6 +515,10 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _is_full(exc: sqlite3.Error) -> bool:
+    return "full" in str(exc).lower()
 
 
 def _add_missing_columns(db: sqlite3.Connection) -> None:

@@ -63,7 +63,10 @@ class RateLimitedLog:
         if now - self._last < self.interval_s:
             self._suppressed += 1
             return False
-        self.logger.warning("%s (%d similar since the last line)", message % args, self._suppressed)
+        if self._suppressed:
+            self.logger.warning("%s (%d similar since the last line)", message % args, self._suppressed)
+        else:
+            self.logger.warning(message, *args)
         self._last, self._suppressed = now, 0
         return True
 

@@ -100,9 +100,17 @@ def _settings(args: argparse.Namespace) -> ServiceSettings:
 
 
 def _ingest_env() -> dict[str, Any]:
-    """The plausibility window, from ROI_INGEST_MAX_PAST_S / ROI_INGEST_MAX_FUTURE_S when set."""
+    """Ingest settings from the environment when set: ROI_INGEST_MAX_PAST_S / _MAX_FUTURE_S (the plausibility
+    window), ROI_RESEND_INTERVAL_S / _GRACE_S / _ENABLED (asking devices for seq gaps)."""
     names = {"max_past_s": "ROI_INGEST_MAX_PAST_S", "max_future_s": "ROI_INGEST_MAX_FUTURE_S"}
-    return {key: _env(name) for key, name in names.items() if _env(name)}
+    resend_names = {
+        "interval_s": "ROI_RESEND_INTERVAL_S",
+        "grace_s": "ROI_RESEND_GRACE_S",
+        "enabled": "ROI_RESEND_ENABLED",
+    }
+    ingest: dict[str, Any] = {key: _env(name) for key, name in names.items() if _env(name)}
+    resend = {key: _env(name) for key, name in resend_names.items() if _env(name)}
+    return {**ingest, "resend": resend} if resend else ingest
 
 
 def _start_ingest(settings: ServiceSettings, engine: Any, metrics: ServiceMetrics) -> Any:

@@ -3,7 +3,8 @@
 The broker's PUBACK to a device does not mean roi_service has the message (a full subscriber queue, a
 broker restarted without sessions). The tracker scans the stored seqs of results, events and metrics (the
 kinds that pass through the device's outbox), keeps the gaps in `seq_gaps`, and says which are due for a
-`cmd/resend`: older than the grace period (pipelines commit slightly out of order), not asked for within
+`cmd/resend`: from seq 1 for a device seen for the first time (what it sent before roi_service subscribed),
+older than the grace period (pipelines commit slightly out of order), not asked for within
 the interval, or at once after the service starts or the device comes back online. Ranges a device
 reported it no longer holds (`seq_losses`) close their gaps. It runs on the replica holding the lease.
 """
@@ -96,7 +97,7 @@ class SeqTracker:
         new = self._new_seqs(conn, site, device, cursor)
         if state is None and not new:
             return []
-        max_seen = cursor if cursor is not None else new[0] - 1
+        max_seen = cursor if cursor is not None else 0  # a new device: everything from seq 1 is asked for
         gaps = self._refill(conn, site, device, self._load_gaps(conn, site, device))
         gaps += [Gap(a, b, now) for a, b in _holes(max_seen, new)]
         max_seen = max(max_seen, new[-1]) if new else max_seen

@@ -12,6 +12,8 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,11 +22,13 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from roi_service.db.engine import make_engine, migrate
-from roi_service.db.schema import messages, seq_losses
-from tests.support.agent import agent_config, produced_ids, start_agent, stop_agent
+from roi_service.db.schema import messages, seq_losses, status_events
+from tests.integration.test_reliability import scrape
+from tests.support.agent import agent_config, metrics_port, produced_ids, start_agent, stop_agent
 from tests.support.broker import Broker, free_port, start_mosquitto
 from tests.support.roi import pg_schema_url
 from tests.support.roi_proc import log_count, start_roi
+from tests.support.tcpproxy import TcpProxy
 
 QUEUE_LIMIT = 100
 
@@ -89,6 +93,34 @@ def produced(workdirs: list[Path]) -> set[str]:
     return {i for w in workdirs if (w / "produced.jsonl").exists() for i in produced_ids(w / "produced.jsonl")}
 
 
+def all_stored(engine: Engine, ids: set[str], timeout_s: float) -> bool:
+    try:
+        wait_until(lambda: stored_count(engine, ids) == len(ids), timeout_s)
+    except AssertionError:
+        return False
+    return True
+
+
+def settle(engine: Engine, workdirs: list[Path], agents: list[subprocess.Popen[bytes]]) -> set[str]:
+    """Stop the agents once the database has caught up with them; returns what they committed, all of it stored.
+
+    A replay can itself overflow the broker's queue limit; roi_service asks again until the gaps close. A device
+    stopped before its last messages were replayed is started again: it comes back online, is asked, replays."""
+    snapshot = produced(workdirs)
+    assert all_stored(engine, snapshot, 240), f"{len(snapshot) - stored_count(engine, snapshot)} never stored"
+    for agent in agents:
+        assert stop_agent(agent, timeout_s=30) == 0
+    ids = produced(workdirs)
+    if not all_stored(engine, ids, 20):
+        again = [start_agent(w / "agent.yaml") for w in workdirs]
+        complete = all_stored(engine, ids, 120)
+        for agent in again:
+            stop_agent(agent, timeout_s=30)
+        assert complete, f"{len(ids) - stored_count(engine, ids)} of {len(ids)} committed results never stored"
+    exactly_once(engine, ids)
+    return ids
+
+
 def run_roi_outage(tmp_path: Path, kind: str, sig: signal.Signals, outage_results: int) -> dict[str, float]:
     broker = limited_broker(tmp_path / "broker")
     roi_log = tmp_path / "roi.log"
@@ -107,13 +139,7 @@ def run_roi_outage(tmp_path: Path, kind: str, sig: signal.Signals, outage_result
             rate = (len(produced(workdirs)) - before) / (time.monotonic() - started)
             roi = start_roi(url, broker.port, roi_log)
             wait_until(lambda: log_count(roi_log, "to resend") > 0, 60, lambda: "a resend request")
-            for agent in agents:
-                assert stop_agent(agent, timeout_s=30) == 0
-            ids = produced(workdirs)
-            wait_until(
-                lambda: stored_count(engine, ids) == len(ids), 180, lambda: f"{stored_count(engine, ids)}/{len(ids)}"
-            )
-            exactly_once(engine, ids)
+            ids = settle(engine, workdirs, agents)
             with engine.connect() as conn:
                 lost = conn.execute(select(func.coalesce(func.sum(seq_losses.c.count), 0))).scalar_one()
             assert lost == 0, "the archive held everything the broker dropped"
@@ -140,3 +166,166 @@ def test_roi_outage_with_a_small_broker_queue_loses_nothing(tmp_path: Path, kind
 def test_roi_down_60s_at_full_rate_loses_nothing(tmp_path: Path, kind: str, sig: signal.Signals) -> None:
     figures = run_roi_outage(tmp_path, kind, sig, outage_results=30_000)
     print(f"{kind} {sig.name}: {figures}")
+
+
+def test_broker_restarted_without_persistence_while_devices_hold_a_backlog_loses_nothing(tmp_path: Path) -> None:
+    """The device reconnects first and unloads its backlog into a broker that has no session for roi_service."""
+    broker = limited_broker(tmp_path / "broker")
+    roi_log = tmp_path / "roi.log"
+    workdir = tmp_path / "dev1"
+    agent = start_agent(fast_agent(workdir, broker.port, "dev1"))
+    with database("sqlite", tmp_path) as (url, engine):
+        roi = start_roi(url, broker.port, roi_log)
+        try:
+            port = metrics_port(workdir / "agent.log")
+            wait_until(lambda: stored_count(engine, produced([workdir])) > 500, 60)
+            broker.stop()
+            roi.send_signal(signal.SIGTERM)  # roi_service comes back only after the device has reconnected
+            roi.wait(timeout=15)
+            before = len(produced([workdir]))
+            wait_until(lambda: len(produced([workdir])) - before > 2_000, 120, lambda: "a backlog")
+            broker.start()
+            wait_until(lambda: scrape(port, "edge_outbox_backlog") < 50, 120, lambda: "the backlog sent")
+            roi = start_roi(url, broker.port, roi_log)
+            wait_until(lambda: log_count(roi_log, "to resend") > 0, 60, lambda: "a resend request")
+            settle(engine, [workdir], [agent])
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+            roi.send_signal(signal.SIGTERM)
+            roi.wait(timeout=15)
+            broker.stop()
+
+
+def test_two_network_cuts_show_the_device_offline_twice(tmp_path: Path) -> None:
+    broker = start_mosquitto(tmp_path / "broker")
+    proxy = TcpProxy(broker.port).start()
+    roi_log = tmp_path / "roi.log"
+    workdir = tmp_path / "dev1"
+    workdir.mkdir()
+    config = agent_config(workdir, proxy.port, mqtt={"port": proxy.port, "keepalive_s": 5})
+    with database("sqlite", tmp_path) as (url, engine):
+        roi = start_roi(url, broker.port, roi_log)
+        agent = start_agent(config)
+        try:
+            for cut in (1, 2):
+                wait_until(lambda n=cut: transitions(engine).count("online") >= n, 60, lambda: states(engine))
+                proxy.cut()
+                wait_until(lambda n=cut: transitions(engine).count("offline") >= n, 60, lambda: states(engine))
+                proxy.restore()
+            wait_until(lambda: transitions(engine).count("online") >= 3, 60, lambda: states(engine))
+        finally:
+            stop_agent(agent, timeout_s=30)
+            roi.send_signal(signal.SIGTERM)
+            roi.wait(timeout=15)
+            proxy.stop()
+            broker.stop()
+    seen = transitions(engine)
+    assert seen[:5] == ["online", "offline", "online", "offline", "online"], "each cut seen as its own offline"
+
+
+def transitions(engine: Engine) -> list[str]:
+    """States in order, repeats collapsed (the device republishes its status when a pipeline's state changes)."""
+    all_states = states(engine)
+    return [s for i, s in enumerate(all_states) if i == 0 or s != all_states[i - 1]]
+
+
+def states(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(status_events.c.state).order_by(status_events.c.at)).scalars())
+
+
+@contextmanager
+def small_disk(path: Path, size_kb: int) -> Iterator[Path]:
+    """A size-limited tmpfs (needs root); the test is skipped where it cannot be mounted."""
+    path.mkdir(parents=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(path)], check=False, capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def fill(disk: Path) -> Path:
+    """Fill the file system to the last byte."""
+    filler = disk / "filler"
+    with filler.open("wb", buffering=0) as out:
+        try:
+            while True:
+                out.write(b"\0" * 4096)
+                out.flush()
+        except OSError:
+            pass
+    return filler
+
+
+def healthz(port: int) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+def run_disk_full(tmp_path: Path, full_s: float, buffer_bytes: int) -> tuple[Engine, set[str], int, int]:
+    broker = start_mosquitto(tmp_path / "broker")
+    roi_log = tmp_path / "roi.log"
+    workdir = tmp_path / "dev1"
+    with small_disk(tmp_path / "disk", 64 * 1024) as disk, database("sqlite", tmp_path) as (url, engine):
+        outbox = {"path": str(disk / "outbox.db"), "memory_buffer_bytes": buffer_bytes, "archive_max_bytes": 16 << 20}
+        roi = start_roi(url, broker.port, roi_log)
+        agent = start_agent(fast_agent(workdir, broker.port, "dev1", outbox=outbox))
+        try:
+            port = metrics_port(workdir / "agent.log")
+            wait_until(lambda: stored_count(engine, produced([workdir])) > 500, 60)
+            filler = fill(disk)
+            wait_until(lambda: "cannot write" in healthz(port)[1], 30, lambda: healthz(port))
+            assert healthz(port)[0] == 503
+            deadline = time.monotonic() + full_s
+            wait_until(lambda: time.monotonic() > deadline and healthz(port)[0] == 503, full_s + 30)
+            filler.unlink()
+            wait_until(lambda: healthz(port)[0] == 200, 60, lambda: healthz(port))
+            dropped = int(scrape(port, 'edge_outbox_dropped_total{reason="disk_full"}'))
+            # The dropped seqs are gaps to roi_service; the device answers that it never held them.
+            wait_until(lambda: lost(engine) >= dropped, 120, lambda: (lost(engine), dropped))
+            if dropped:
+                assert stop_agent(agent, timeout_s=30) == 0
+                ids = produced([workdir])
+            else:
+                ids = settle(engine, [workdir], [agent])
+        finally:
+            if agent.poll() is None:
+                agent.kill()
+            roi.send_signal(signal.SIGTERM)
+            roi.wait(timeout=15)
+            broker.stop()
+        return engine, ids, dropped, lost(engine)
+
+
+def lost(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.coalesce(func.sum(seq_losses.c.count), 0))).scalar_one())
+
+
+def test_a_full_outbox_disk_loses_nothing_while_the_memory_buffer_suffices(tmp_path: Path) -> None:
+    engine, ids, dropped, lost_seqs = run_disk_full(tmp_path, full_s=6, buffer_bytes=16 << 20)
+    assert dropped == 0 and lost_seqs == 0
+    exactly_once(engine, ids)
+
+
+def test_a_full_outbox_disk_counts_exactly_what_overflows_the_buffer(tmp_path: Path) -> None:
+    engine, ids, dropped, lost_seqs = run_disk_full(tmp_path, full_s=6, buffer_bytes=20_000)
+    assert dropped > 0, "the small buffer overflowed"
+    assert lost_seqs == dropped, "roi_service recorded as lost exactly the messages the device counted as dropped"
+    assert len(ids) - stored_count(engine, ids) <= dropped
+
+
+@pytest.mark.slow
+def test_a_full_outbox_disk_for_30s_loses_nothing_while_the_buffer_suffices(tmp_path: Path) -> None:
+    engine, ids, dropped, lost_seqs = run_disk_full(tmp_path, full_s=30, buffer_bytes=64 << 20)
+    assert dropped == 0 and lost_seqs == 0
+    exactly_once(engine, ids)

@@ -10,7 +10,9 @@ from pathlib import Path
 
 
 def start_roi(db_url: str, broker_port: int, log: Path, client_id: str = "roi-e2e") -> subprocess.Popen[bytes]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # Gaps are asked for again every 3 s (20 s in production): the replay of a backlog can itself overflow
+    # a queue limit of 100, and each round of asking recovers more of it.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "ROI_RESEND_INTERVAL_S": "3"}
     args = ["ingest", "--db", db_url, "--mqtt-port", str(broker_port), "--client-id", client_id]
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "roi_service.cli", *args], stdout=out, stderr=out, env=env)

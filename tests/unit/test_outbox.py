@@ -189,18 +189,16 @@ def full_after(pages: list[int]) -> Callable[[str], sqlite3.Connection]:
     def connect(path: str) -> sqlite3.Connection:
         db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         db.execute(f"PRAGMA max_page_count={pages[0]}")
-        connections.append(db)
         return db
 
-    connections: list[sqlite3.Connection] = []
-    connect.connections = connections  # type: ignore[attr-defined]
     return connect
 
 
 def test_full_disk_holds_results_in_memory_and_writes_them_later(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    connect = full_after([30])
+    pages = [30]
+    connect = full_after(pages)
     metrics = AgentMetrics(CollectorRegistry())
     box = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics, connect=connect)
     seq = 0
@@ -211,7 +209,8 @@ def test_full_disk_holds_results_in_memory_and_writes_them_later(
     assert sample(metrics, "edge_outbox_dropped_total", reason="disk_full") == 0
     assert box.backlog == 800
     assert sum("cannot write" in r.getMessage() for r in caplog.records) == 1, "one line per minute at most"
-    connect.connections[0].execute("PRAGMA max_page_count=100000")  # type: ignore[attr-defined]
+    connect_limit = 100_000
+    box._db.execute(f"PRAGMA max_page_count={connect_limit}")  # space again
     box._spill_retry_at = 0.0  # the retry interval has passed
     box.retry_held()
     assert box.health() == (True, "ok")
@@ -240,3 +239,35 @@ def test_unwritable_outbox_is_a_clear_error(tmp_path: Path) -> None:
     blocker.write_text("not a folder")
     with pytest.raises(OutboxError, match="check the volume is writable"):
         Outbox(OutboxConfig(path=blocker / "outbox.db"), AgentMetrics(CollectorRegistry()))
+
+
+def test_a_disk_full_of_archive_gives_up_old_replays_before_new_results(tmp_path: Path) -> None:
+    metrics = AgentMetrics(CollectorRegistry())
+    box = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics, connect=full_after([60]))
+    seq = 0
+    for _ in range(150):  # 3,000 messages of 330 bytes: four times what the 240 kB "disk" holds
+        box.put_many([msg(seq := seq + 1, "a" * 300) for _ in range(20)])
+        box.ack([r.id for r in box.fetch(0, 1000)])
+        assert box.health() == (True, "ok")
+    assert box.backlog == 0
+    assert sample(metrics, "edge_outbox_dropped_total", reason="disk_full") == 0
+    assert 0 < box.archive.rows < 3000
+    assert box.archive.oldest_seq() > 1, "the oldest archived rows made room"
+
+
+def test_results_arriving_while_the_disk_is_full_do_not_postpone_the_next_try(tmp_path: Path) -> None:
+    import time as clock
+
+    pages = [30]
+    metrics = AgentMetrics(CollectorRegistry())
+    box = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics, connect=full_after(pages))
+    seq = 0
+    while box.health()[0]:
+        box.put_many([msg(seq := seq + 1, "z" * 300) for _ in range(20)])
+    box._db.execute("PRAGMA max_page_count=100000")  # space again
+    deadline = clock.monotonic() + 10
+    while not box.health()[0] and clock.monotonic() < deadline:
+        box.put_many([msg(seq := seq + 1, "z" * 300)])  # a steady stream, as from a pipeline
+        clock.sleep(0.01)
+    assert box.health() == (True, "ok")
+    assert box.backlog == seq
