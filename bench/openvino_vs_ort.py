@@ -1,9 +1,10 @@
 """OpenVINO against onnxruntime's CPU provider on the shipped models: bare `runtime.run` latency, 1 thread.
 
-Three backends behind the agent's own runtime interface (edge_agent.runtime.registry.load_model):
-  ort-cpu      onnxruntime, CPUExecutionProvider            (kind: onnxruntime, providers: [cpu])
-  openvino     the openvino package                         (kind: openvino, device: CPU)
-  ort-ov-ep    onnxruntime-openvino's OpenVINO provider     (kind: onnxruntime, providers: [openvino])
+Four backends behind the agent's own runtime interface (edge_agent.runtime.registry.load_model):
+  ort-cpu        onnxruntime, CPUExecutionProvider          (kind: onnxruntime, providers: [cpu])
+  openvino       the openvino package, f32                  (kind: openvino, device: CPU; the default)
+  openvino-auto  the openvino package, its own precision    (precision: auto: bf16 on CPUs with AVX512-BF16)
+  ort-ov-ep      onnxruntime-openvino's OpenVINO provider   (kind: onnxruntime, providers: [openvino])
 onnxruntime-openvino replaces onnxruntime in a venv (both are the `onnxruntime` module), so that backend
 runs in a second interpreter given with --ep-python. Each case is its own process (no thread pool of an
 earlier case competes); rounds alternate the backends so drift on a shared machine hits all of them.
@@ -27,14 +28,14 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
-BACKENDS = ("ort-cpu", "openvino", "ort-ov-ep")
+BACKENDS = ("ort-cpu", "openvino", "openvino-auto", "ort-ov-ep")
 
 
 def runtime_config(backend: str, threads: int) -> Any:
     from edge_agent.config import OnnxRuntimeConfig, OpenVINOConfig
 
-    if backend == "openvino":
-        return OpenVINOConfig(kind="openvino", threads=threads)
+    if backend.startswith("openvino"):  # openvino: f32 as measured; openvino-auto: OpenVINO's pick (bf16 here)
+        return OpenVINOConfig(kind="openvino", threads=threads, precision="auto" if backend.endswith("auto") else "f32")
     providers = ["openvino"] if backend == "ort-ov-ep" else ["cpu"]
     return OnnxRuntimeConfig(providers=providers, intra_op_threads=threads)
 
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.case:
         print(json.dumps(measure(json.loads(args.case))))
         return 0
-    pythons = {"ort-cpu": sys.executable, "openvino": sys.executable, "ort-ov-ep": args.ep_python}
+    pythons = {"ort-cpu": sys.executable, "openvino": sys.executable, "openvino-auto": sys.executable,
+               "ort-ov-ep": args.ep_python}  # fmt: skip
     load_start = os.getloadavg()
     rows = []
     for round_no in range(args.rounds):

@@ -146,6 +146,11 @@ class OpenVINOConfig(Strict):
     device: Literal["CPU", "GPU", "NPU", "AUTO"] = Field("CPU", description="OpenVINO device (GPU: Intel iGPU).")
     threads: int = Field(1, ge=1, le=64, description="CPU inference threads.")
     cache_dir: str | None = Field(None, description="Compiled-model cache folder (a volume); speeds up GPU starts.")
+    precision: Literal["f32", "bf16", "f16", "auto"] = Field(
+        "f32",
+        description="Inference precision; auto lets OpenVINO pick (bf16 on CPUs with AVX512-BF16/AMX, which changes "
+        "outputs against the fp32 the model was measured in).",
+    )
 
 
 RuntimeConfig = Annotated[OnnxRuntimeConfig | LiteRTConfig | OpenVINOConfig, Field(discriminator="kind")]

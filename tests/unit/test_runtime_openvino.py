@@ -32,7 +32,7 @@ def test_openvino_matches_onnxruntime_on_the_shipped_models(model_dir: Path, var
     feeds = feeds_for(model_dir)
     ov = load_model(model_dir, variant, OpenVINOConfig(kind="openvino"))
     ort = load_model(model_dir, variant, OnnxRuntimeConfig(providers=["cpu"]))
-    assert ov.runtime.description.startswith("openvino ") and "[CPU]" in ov.runtime.description
+    assert ov.runtime.description.startswith("openvino ") and "[CPU f32]" in ov.runtime.description
     for got, want in zip(ov.runtime.run(feeds), ort.runtime.run(feeds)):
         assert got.shape == want.shape
         diff = np.abs(got - want)
@@ -76,6 +76,8 @@ def test_corrupt_file_is_a_model_error(tmp_path: Path) -> None:
 
 
 def test_compile_options_budget_threads_on_cpu_only() -> None:
-    assert compile_options(OpenVINOConfig(kind="openvino", threads=2))["INFERENCE_NUM_THREADS"] == "2"
+    options = compile_options(OpenVINOConfig(kind="openvino", threads=2))
+    assert options["INFERENCE_NUM_THREADS"] == "2" and options["INFERENCE_PRECISION_HINT"] == "f32"
+    assert "INFERENCE_PRECISION_HINT" not in compile_options(OpenVINOConfig(kind="openvino", precision="auto"))
     gpu = compile_options(OpenVINOConfig(kind="openvino", device="GPU", cache_dir="/data/cache/openvino"))
     assert "INFERENCE_NUM_THREADS" not in gpu and gpu["CACHE_DIR"] == "/data/cache/openvino"
