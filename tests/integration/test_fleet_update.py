@@ -38,7 +38,7 @@ class Bench:
 
     def start(self) -> None:
         self.agent = start_agent(self.workdir / "agent.yaml")
-        assert self.watch.wait_until(lambda c: len(self.results()) >= 20, 60), self.log()
+        assert self.watch.wait_until(lambda c: len(self.results()) >= 20, 120), self.log()
 
     def send(self, args: dict[str, Any]) -> None:
         client = paho.Client(CallbackAPIVersion.VERSION2)
@@ -52,7 +52,7 @@ class Bench:
     def updates(self) -> list[dict[str, Any]]:
         return [u for u in (json.loads(p).get("update") for p in self.watch.by_topic(f"{BASE}/model")) if u]
 
-    def final(self, timeout_s: float = 60) -> dict[str, Any]:
+    def final(self, timeout_s: float = 120) -> dict[str, Any]:
         assert self.watch.wait_until(lambda c: any(u["step"] in FINAL for u in self.updates()), timeout_s), self.log()
         return next(u for u in self.updates() if u["step"] in FINAL)
 
@@ -64,7 +64,7 @@ class Bench:
         kept = [json.loads(p)["seq"] for t, p in list(self.watch.messages) if t.endswith(("/result", "/event"))]
         return sorted(kept)
 
-    def no_gap(self, timeout_s: float = 15) -> bool:
+    def no_gap(self, timeout_s: float = 30) -> bool:
         """True once the received seqs run without a hole (the forwarder's window may deliver out of order)."""
         def whole(_: Collector) -> bool:
             seqs = self.seqs()
