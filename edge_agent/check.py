@@ -8,21 +8,35 @@ from typing import Any
 from edge_agent.config import AgentConfig
 from edge_agent.config_loader import Loc, load_config, read_yaml
 from edge_agent.errors import ConfigError, ConfigIssue, EdgeAgentError
+from edge_agent.preflight import model_issues, outbox_issues, port_issues, tls_issues
 from edge_agent.runtime.manifest import load_manifest, verify_file
 from edge_agent.runtime.registry import BACKENDS, pick_variant
 
 
-def check_config(path: Path, environ: dict[str, str] | None = None) -> AgentConfig:
-    """Validate the config and everything it references; raise ConfigError with every problem found."""
+def check_config(path: Path, environ: dict[str, str] | None = None, load_models: bool = True) -> AgentConfig:
+    """Validate the config and everything it references; raise ConfigError with every problem found.
+
+    What `run` would refuse is refused here: the outbox, TLS files and the HTTP port are checked as `run`
+    uses them, and (with `load_models`; `run` loads them itself) every model is loaded and run once."""
     config = load_config(path, environ)
     _, lines = read_yaml(path)
     issues: list[ConfigIssue] = []
     for index, pipeline in enumerate(config.pipelines):
         issues += _check_model(index, pipeline.model, lines)
         issues += _check_source(index, pipeline.source, lines)
+    issues += outbox_issues(config.outbox) + tls_issues(config) + port_issues(config)
+    if load_models and not issues:
+        issues += model_issues(config)
     if issues:
-        raise ConfigError(str(path), issues)
+        raise ConfigError(str(path), [_with_line(issue, lines) for issue in issues])
     return config
+
+
+def _with_line(issue: ConfigIssue, lines: dict[Loc, int]) -> ConfigIssue:
+    if issue.line is not None:
+        return issue
+    loc: Loc = tuple(int(p) if p.isdigit() else p for p in issue.path.split("."))
+    return ConfigIssue(issue.path, issue.message, _line(lines, loc), issue.hint)
 
 
 def _line(lines: dict[Loc, int], loc: Loc) -> int | None:

@@ -145,7 +145,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from edge_agent.check import check_config
 
-    config = check_config(args.config)
+    config = check_config(args.config, load_models=False)  # the app loads (and so checks) each model itself
     if config.mqtt is None and any("mqtt" in p.sinks for p in config.pipelines):
         logger.warning("no mqtt section: results are kept in the outbox until a broker is configured")
     return run_app(config)

@@ -38,10 +38,15 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def run_check(workdir: Path, text: str, capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+def run_check(
+    workdir: Path, text: str, capsys: pytest.CaptureFixture[str], command: str = "check", port: int = 0
+) -> tuple[int, str]:
+    """`edge-agent check` (or run) on `text`; the /metrics port is a free one unless the test names one."""
     path = workdir / "agent.yaml"
     path.write_text(text)
-    code = main(["check", str(path)])
+    with pytest.MonkeyPatch.context() as monkey:
+        monkey.setenv("EDGE_AGENT__HTTP__PORT", str(port))
+        code = main([command, str(path)])
     out = capsys.readouterr()
     return code, out.err + out.out
 
@@ -169,3 +174,65 @@ def test_schema_command_prints_json_schema(capsys: pytest.CaptureFixture[str]) -
     schema = json.loads(capsys.readouterr().out)
     assert schema["title"] == "AgentConfig"
     assert "pipelines" in schema["properties"]
+
+
+# ---------------------------------------------------------------- check refuses what run would refuse
+
+
+def one_line_refusal(code: int, out: str, field: str, words: str) -> None:
+    assert code == 2, out
+    assert "Traceback" not in out
+    problem = [line for line in out.strip().splitlines() if field in line]
+    assert len(problem) == 1, out
+    assert words in problem[0], problem[0]
+
+
+def test_a_corrupt_model_whose_hash_matches_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import hashlib
+
+    model = workdir / "model" / "model.int8.onnx"
+    broken = bytearray(model.read_bytes())
+    broken[len(broken) // 3 : len(broken) // 3 + 200] = bytes(200)
+    old = hashlib.sha256(model.read_bytes()).hexdigest()
+    model.write_bytes(bytes(broken))
+    manifest = workdir / "model" / "manifest.yaml"
+    manifest.write_text(manifest.read_text().replace(old, hashlib.sha256(bytes(broken)).hexdigest()))
+    code, out = run_check(workdir, GOOD, capsys)
+    one_line_refusal(code, out, "pipelines.0.model", "cannot load")
+
+
+OUTBOX = GOOD.replace("pipelines:", "outbox:\n  path: {path}\npipelines:")
+
+
+def test_an_outbox_path_that_cannot_be_created_is_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "afile").write_text("not a folder")
+    code, out = run_check(workdir, OUTBOX.format(path="afile/outbox.db"), capsys)
+    one_line_refusal(code, out, "outbox.path", "not a writable folder")
+
+
+def test_a_corrupt_outbox_file_is_refused_by_check_and_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / "outbox.db").write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 64)
+    for command in ("check", "run"):
+        code, out = run_check(workdir, OUTBOX.format(path="outbox.db"), capsys, command=command)
+        one_line_refusal(code, out, "outbox.path", "outbox.db")
+
+
+def test_missing_or_unreadable_tls_files_are_refused(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tls = GOOD.replace("  port: 8883", "  port: 8883\n  tls:\n    ca_file: {ca}")
+    code, out = run_check(workdir, tls.format(ca="missing-ca.pem"), capsys)
+    one_line_refusal(code, out, "mqtt.tls.ca_file", "not found")
+    (workdir / "junk.pem").write_text("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+    code, out = run_check(workdir, tls.format(ca="junk.pem"), capsys)
+    one_line_refusal(code, out, "mqtt.tls.ca_file", "not a PEM CA certificate")
+
+
+def test_a_port_in_use_is_refused_by_check_and_run(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        for command in ("check", "run"):
+            code, out = run_check(workdir, GOOD, capsys, command=command, port=port)
+            one_line_refusal(code, out, "http.port", f"127.0.0.1:{port} cannot be used")
