@@ -175,9 +175,12 @@ def _wait_subscribed(http_port: int, proc: subprocess.Popen[bytes], timeout_s: f
 
 
 def prepare_replays(config: AgentConfig, var: Path, now: float | None = None) -> None:
-    """Sensor CSVs re-timestamped to end when their replay ends (so they fall in the dashboard's periods);
-    image folders looped so the line and the shelf keep going until the demo is stopped."""
+    """A fresh outbox; sensor CSVs re-timestamped to end when their replay ends (so they fall in the dashboard's
+    periods); image folders looped so the line and the shelf keep going until the demo is stopped."""
     start = time.time() if now is None else now
+    config.outbox.path = var / "demo-outbox.db"  # a fresh outbox: no backlog of an earlier demo is replayed
+    for leftover in (config.outbox.path, *(var / f"demo-outbox.db{suffix}" for suffix in ("-wal", "-shm"))):
+        leftover.unlink(missing_ok=True)
     for pc in config.pipelines:
         src: Any = pc.source
         if src.kind == "csv":

@@ -30,5 +30,6 @@ def test_demo_replays_are_prepared(tmp_path: Path) -> None:
     sources: dict[str, Any] = {p.name: p.source for p in config.pipelines}
     assert sources["pump"].path.parent == tmp_path
     assert sources["line1"].loop and sources["aisle3"].loop
+    assert config.outbox.path == tmp_path / "demo-outbox.db", "no backlog of an earlier demo"
     last = sources["pump"].path.read_text().splitlines()[-1].split(",")[0]
     assert parse_time(last) <= 1_800_000_000.0 + 120
