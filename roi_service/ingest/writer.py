@@ -217,6 +217,11 @@ class IngestWriter:
             except SQLAlchemyError as exc:
                 report.rejected += 1
                 self._reject(snap["topic"], Rejected("database", type(exc).__name__))
+        try:
+            with self.engine.begin() as conn:
+                self._record_losses(conn, prepared.losses)
+        except SQLAlchemyError as exc:
+            logger.warning("losses reported by devices not recorded (%s); they are reported again", type(exc).__name__)
 
     def _count(self, report: WriteReport, accepted: list[Accepted]) -> None:
         stored = set(report.stored_ids)
