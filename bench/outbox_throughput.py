@@ -8,7 +8,12 @@ payloads and waits until a subscriber has received every one:
   paho's window of 256 in flight (the outbox's default window) and, as a second leg, with no window;
 - outbox: put_many() commits each batch to SQLite (WAL) before the forwarder sends it, and rows are
   deleted after PUBACK (a batch is what one sensor inference over queued windows produces);
-- outbox, one result per commit: the worst case of a camera pipeline that commits every frame.
+- outbox, one result per commit: the worst case of a camera pipeline that commits every frame;
+- each outbox leg with `synchronous=full` (the default: survives a power cut, one fsync per commit) and
+  `synchronous=normal` (survives a killed process only), both in WAL mode; acknowledged rows move to the
+  delivered archive, as on a device;
+- resend: 10,000 archived messages asked for as one range (`Outbox.resend`, as `cmd/resend` does) until the
+  subscriber has every replay.
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ def payloads(n: int) -> list[bytes]:
     out = []
     for i in range(n):
         msg = m.ResultMessage(
-            seq=i,
+            seq=i + 1,
             site="bench",
             device_id="dev",
             captured_at=now,
@@ -111,29 +116,62 @@ def bare_paho(port: int, topic: str, data: list[bytes], counter: Counter, inflig
     return len(data) / elapsed
 
 
-def through_outbox(port: int, topic: str, data: list[bytes], counter: Counter, batch: int, folder: Path) -> float:
+def _outbox_parts(port: int, folder: Path, name: str, synchronous: str) -> tuple[Outbox, MqttLink, Forwarder]:
     metrics = AgentMetrics(CollectorRegistry())
-    outbox = Outbox(OutboxConfig(path=folder / f"outbox-{batch}.db", max_rows=10_000_000), metrics)
-    config = MqttConfig(host="127.0.0.1", port=port, max_inflight=256)
-    link = MqttLink(config, f"bench-{batch}", metrics, ("bench/status", b"offline"))
-    forwarder = Forwarder(outbox, link, config.max_inflight)
+    config = OutboxConfig(path=folder / f"outbox-{name}.db", max_rows=10_000_000, synchronous=synchronous)
+    outbox = Outbox(config, metrics)
+    mqtt = MqttConfig(host="127.0.0.1", port=port, max_inflight=256)
+    link = MqttLink(mqtt, f"bench-{name}", metrics, ("bench/status", b"offline"))
+    forwarder = Forwarder(outbox, link, mqtt.max_inflight)
     link.start()
     forwarder.start()
     link.connected.wait(10)
+    return outbox, link, forwarder
+
+
+def _drained(outbox: Outbox) -> None:
+    deadline = time.monotonic() + 30
+    while outbox.backlog and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert outbox.backlog == 0, "every message acknowledged and archived"
+
+
+def _close(outbox: Outbox, link: MqttLink, forwarder: Forwarder) -> None:
+    forwarder.stop()
+    forwarder.join(5)
+    link.stop()
+    outbox.close()
+
+
+def through_outbox(
+    port: int, topic: str, data: list[bytes], counter: Counter, batch: int, folder: Path, synchronous: str = "full"
+) -> float:
+    outbox, link, forwarder = _outbox_parts(port, folder, f"{batch}-{synchronous}-{time.time_ns()}", synchronous)
     counter.expect(len(data))
     start = time.perf_counter()
     for i in range(0, len(data), batch):
         outbox.put_many([(topic, body) for body in data[i : i + batch]])
     counter.wait(120)
     elapsed = time.perf_counter() - start
-    deadline = time.monotonic() + 10
-    while outbox.backlog and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert outbox.backlog == 0, "every message acknowledged and deleted"
-    forwarder.stop()
-    forwarder.join(5)
-    link.stop()
-    outbox.close()
+    _drained(outbox)
+    _close(outbox, link, forwarder)
+    return len(data) / elapsed
+
+
+def resend_throughput(port: int, topic: str, data: list[bytes], counter: Counter, folder: Path) -> float:
+    """Messages per second from `resend([(1, n)])` until the subscriber has every replay."""
+    outbox, link, forwarder = _outbox_parts(port, folder, f"resend-{time.time_ns()}", "full")
+    for i in range(0, len(data), 64):
+        outbox.put_many([(topic, body) for body in data[i : i + 64]])
+    _drained(outbox)
+    counter.expect(len(data))
+    start = time.perf_counter()
+    outcome = outbox.resend([(1, len(data))])
+    counter.wait(120)
+    elapsed = time.perf_counter() - start
+    assert outcome.queued == len(data) and not outcome.not_held
+    _drained(outbox)
+    _close(outbox, link, forwarder)
     return len(data) / elapsed
 
 
@@ -159,18 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         topic = "edge/v1/bench/dev/sensor_anomaly/result"
         counter = Counter(port, topic)
         data = payloads(args.messages)
-        names = ("bare_paho_qos1", "bare_paho_qos1_no_window", f"outbox_batch_{args.batch}", "outbox_batch_1")
+        b = args.batch
+        names = ("bare_paho_qos1", "bare_paho_qos1_no_window", f"outbox_batch_{b}", f"outbox_normal_batch_{b}",
+                 "outbox_batch_1", "outbox_normal_batch_1", "resend_10000")  # fmt: skip
         legs: dict[str, list[float]] = {name: [] for name in names}
+        quarter = data[: args.messages // 4]
         try:
             for _ in range(args.rounds):
                 legs["bare_paho_qos1"].append(bare_paho(port, topic, data, counter))
                 legs["bare_paho_qos1_no_window"].append(bare_paho(port, topic, data, counter, inflight=0))
-                legs[f"outbox_batch_{args.batch}"].append(
-                    through_outbox(port, topic, data, counter, args.batch, folder)
-                )
-                legs["outbox_batch_1"].append(
-                    through_outbox(port, topic, data[: args.messages // 4], counter, 1, folder)
-                )
+                legs[f"outbox_batch_{b}"].append(through_outbox(port, topic, data, counter, b, folder))
+                legs[f"outbox_normal_batch_{b}"].append(through_outbox(port, topic, data, counter, b, folder, "normal"))
+                legs["outbox_batch_1"].append(through_outbox(port, topic, quarter, counter, 1, folder))
+                legs["outbox_normal_batch_1"].append(through_outbox(port, topic, quarter, counter, 1, folder, "normal"))
+                legs["resend_10000"].append(resend_throughput(port, topic, payloads(10_000), counter, folder))
         finally:
             counter.stop()
             broker.terminate()
@@ -187,10 +227,14 @@ def main(argv: list[str] | None = None) -> int:
             o / b for o, b in zip(legs[f"outbox_batch_{args.batch}"], legs["bare_paho_qos1"])
         ),
         "ratio_outbox_batched_to_bare_no_window": med[f"outbox_batch_{args.batch}"] / med["bare_paho_qos1_no_window"],
+        "ratio_full_to_normal_batched": med[f"outbox_batch_{args.batch}"] / med[f"outbox_normal_batch_{args.batch}"],
+        "ratio_full_to_normal_single": med["outbox_batch_1"] / med["outbox_normal_batch_1"],
         "all": legs,
     }
     for k, v in med.items():
-        print(f"{k:<22} {v:>10,.0f} results/s")
+        print(f"{k:<26} {v:>10,.0f} results/s")
+    print(f"synchronous=full / normal: batch {args.batch} {result['ratio_full_to_normal_batched']:.2f}, "
+          f"batch 1 {result['ratio_full_to_normal_single']:.2f}")  # fmt: skip
     print(
         f"outbox (batch {args.batch}) / bare paho: {result['ratio_outbox_batched_to_bare']:.2f}; "
         f"outbox (batch 1) / bare paho: {result['ratio_outbox_single_to_bare']:.2f}; outbox (batch "
