@@ -159,3 +159,30 @@ def test_check_refuses_a_model_whose_memory_bank_was_changed(fitted: tuple[Path,
     np.save(bank, np.load(bank) + 1.0)
     with pytest.raises(ConfigError, match=r"memory_bank_onnx-int8\.npy: sha256"):
         check_config(config)
+
+
+def test_a_bank_that_does_not_fit_the_backbone_is_refused_before_any_part(
+    fitted: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    import shutil
+
+    from edge_agent.config import OnnxRuntimeConfig
+    from edge_agent.errors import ModelError
+    from edge_agent.runtime.manifest import sha256_file
+    from edge_agent.runtime.registry import load_model
+    from edge_agent.tasks.base import TaskContext
+    from edge_agent.tasks.defect.config import DefectTaskConfig
+    from edge_agent.tasks.defect.task import DefectTask
+
+    out, _data, _err = fitted
+    model_dir = tmp_path / "model"
+    shutil.copytree(out, model_dir)
+    bank = model_dir / "memory_bank_onnx-int8.npy"
+    np.save(bank, np.zeros((16, 64), np.float32))  # half the feature width, hash made to match
+    manifest = yaml.safe_load((model_dir / "manifest.yaml").read_text())
+    manifest["params"]["variants"]["onnx-int8"]["memory_bank"]["sha256"] = sha256_file(bank)
+    (model_dir / "manifest.yaml").write_text(yaml.safe_dump(manifest, sort_keys=False))
+    model = load_model(model_dir, "onnx-int8", OnnxRuntimeConfig())
+    task = DefectTask(DefectTaskConfig(kind="defect"), model, TaskContext("line", "site", "dev"))
+    with pytest.raises(ModelError, match="does not fit its outputs"):
+        task.validate_model()

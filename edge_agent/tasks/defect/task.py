@@ -108,6 +108,19 @@ class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
         )  # fmt: skip
         return TaskOutput(data, [event])
 
+    def validate_model(self) -> None:
+        """One blank item through preprocessing, the model and the scoring, as `check` asks: a memory bank or map
+        that does not fit the model's outputs fails here, not on the first part."""
+        spec = self.model.manifest.inputs[0]
+        h, w = (spec.shape[1], spec.shape[2]) if spec.layout == "NHWC" else (spec.shape[2], spec.shape[3])
+        frame = np.zeros((h or 64, w or 64, 3), np.uint8)
+        try:
+            self._scorer.decode(self.run([self._scorer.preprocess(frame)]))
+        except (ValueError, IndexError) as exc:
+            raise ModelError(
+                f"model {self.model.manifest.name!r}: its scoring does not fit its outputs: {exc}"
+            ) from exc
+
     # ------------------------------------------------------------------ commands
 
     def set_threshold(self, name: str, value: float) -> None:
