@@ -5,7 +5,8 @@
 Batched: preprocess + run + decode on batches of queued windows (what the pipeline does when windows
 pile up), and the same with the per-window task logic added. Unbatched: all four stages for one
 window at a time, p50/p95/p99 over many windows. The process is pinned to one CPU and every runtime
-gets one thread. Windows come from the shipped demo recording.
+gets one thread. Windows come from the shipped demo recording. The task runs as on a device: the
+likelihood calibration on, and adaptation on (--adapt 1d) unless --adapt off.
 """
 
 from __future__ import annotations
@@ -83,11 +84,12 @@ def _unbatched(task: Any, items: list[Any]) -> np.ndarray:
     return times * 1000.0
 
 
-def measure(model_dir: Path, variant: str, batch: int, windows: int) -> dict[str, Any]:
+def measure(model_dir: Path, variant: str, batch: int, windows: int, adapt: str | None = None) -> dict[str, Any]:
     from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
     from edge_agent.tasks.sensor.replay import make_task
 
-    task = make_task(model_dir, variant, SensorAnomalyTaskConfig(kind="sensor_anomaly", batch_size=batch))
+    config = SensorAnomalyTaskConfig(kind="sensor_anomaly", batch_size=batch, adapt=adapt)
+    task = make_task(model_dir, variant, config)
     items = _items(model_dir, windows)
     _batched(task, items[: batch * 4], batch, False, 1)  # warm-up: allocations, XNNPACK packing
     latencies = _unbatched(task, items[: min(len(items), 5000)])
@@ -114,9 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--windows", type=int, default=50_000, help="windows per batched pass")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
+    parser.add_argument("--adapt", default="1d", help="adaptation time constant ('off' to measure without)")
     args = parser.parse_args(argv)
+    adapt = None if args.adapt == "off" else args.adapt
     pinning = _pin_one_core()
-    results = {v: measure(args.model, v, args.batch, args.windows) for v in args.variants.split(",")}
+    results = {v: measure(args.model, v, args.batch, args.windows, adapt) for v in args.variants.split(",")}
     load = os.getloadavg() if hasattr(os, "getloadavg") else (0.0, 0.0, 0.0)
     report = {
         "device": f"{cpu_info()['model']}, 1 thread, {pinning}",

@@ -25,6 +25,7 @@ from edge_agent.tasks.sensor.gauss import isf, sf
 MIN_SPREAD = 0.1  # log units: errors within ~10% of their usual level are never surprising
 FLOORED_LOWER = 1.0  # a channel with no normal error of its own: errors below its floor count as normal
 LOWER = 1e-3
+MIN_LEVEL_SPREAD = 0.05  # normalised units: a window mean within 5% of a channel's std of normal is never rare
 Z99 = 2.3263478740408408
 
 
@@ -39,37 +40,52 @@ class Calibration:
     joint_spread: float
     final_loc: float = 0.0
     final_spread: float = 1.0
+    level_loc: np.ndarray | None = None
+    level_spread: np.ndarray | None = None
 
     def log_errors(self, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """N x C relative errors -> (N x C per-channel log errors, N joint log errors)."""
         clamped = np.maximum(errors, self.channel_lower)
         return np.log(clamped), np.log(clamped.mean(axis=1))
 
-    def statistic(self, errors: np.ndarray) -> np.ndarray:
+    def statistic(self, errors: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
         """The combined z-score per window, before the final map."""
-        return self.statistic_of_logs(*self.log_errors(errors))
+        return self.statistic_of_logs(*self.log_errors(errors), levels)
 
-    def statistic_of_logs(self, per_channel: np.ndarray, joint: np.ndarray) -> np.ndarray:
+    def level_z(self, levels: np.ndarray) -> np.ndarray | None:
+        """N x C one-sided z of each window's mean level (two-sided tail), where the calibration has levels."""
+        if self.level_loc is None or self.level_spread is None:
+            return None
+        two_sided = 2.0 * sf(np.abs(levels - self.level_loc) / self.level_spread)
+        return isf(np.minimum(two_sided, 1.0))
+
+    def statistic_of_logs(
+        self, per_channel: np.ndarray, joint: np.ndarray, levels: np.ndarray | None = None
+    ) -> np.ndarray:
         z_joint = (joint - self.joint_loc) / self.joint_spread
-        z_max = ((per_channel - self.channel_loc) / self.channel_spread).max(axis=1)
-        channels = per_channel.shape[1]
-        if channels > 1:
+        z_channels = (per_channel - self.channel_loc) / self.channel_spread
+        z_levels = self.level_z(levels) if levels is not None else None
+        if z_levels is not None:
+            z_channels = np.concatenate([z_channels, z_levels], axis=1)
+        z_max = z_channels.max(axis=1)
+        tests = z_channels.shape[1]
+        if tests > 1:
             p_min = sf(z_max)
-            z_max = isf(-np.expm1(channels * np.log1p(-np.minimum(p_min, 1.0 - 1e-16))))  # Sidak
+            z_max = isf(-np.expm1(tests * np.log1p(-np.minimum(p_min, 1.0 - 1e-16))))  # Sidak
         combined: np.ndarray = np.maximum(z_joint, z_max)
         return combined
 
-    def z_of_logs(self, per_channel: np.ndarray, joint: np.ndarray) -> np.ndarray:
-        out: np.ndarray = (self.statistic_of_logs(per_channel, joint) - self.final_loc) / self.final_spread
+    def z_of_logs(self, per_channel: np.ndarray, joint: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+        out: np.ndarray = (self.statistic_of_logs(per_channel, joint, levels) - self.final_loc) / self.final_spread
         return out
 
-    def z(self, errors: np.ndarray) -> np.ndarray:
+    def z(self, errors: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
         """Calibrated z per window: about N(0, 1) in its upper tail on normal data."""
-        return self.z_of_logs(*self.log_errors(errors))
+        return self.z_of_logs(*self.log_errors(errors), levels)
 
-    def likelihood(self, errors: np.ndarray) -> np.ndarray:
+    def likelihood(self, errors: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
         """P(a normal window scores lower than this one), per window, in [0, 1]."""
-        out: np.ndarray = 1.0 - sf(self.z(errors))
+        out: np.ndarray = 1.0 - sf(self.z(errors, levels))
         return out
 
     def to_manifest(self) -> dict[str, Any]:
@@ -79,6 +95,11 @@ class Calibration:
             "channel_lower": _floats(self.channel_lower),
             "joint": [float(f"{self.joint_loc:.8g}"), float(f"{self.joint_spread:.8g}")],
             "final": [float(f"{self.final_loc:.8g}"), float(f"{self.final_spread:.8g}")],
+            **(
+                {"level_loc": _floats(self.level_loc), "level_spread": _floats(self.level_spread)}
+                if self.level_loc is not None and self.level_spread is not None
+                else {}
+            ),
         }
 
 
@@ -93,15 +114,19 @@ def _location_spread(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return loc, spread
 
 
-def fit_calibration(errors: np.ndarray, floored: np.ndarray) -> Calibration:
-    """Calibration from N x C relative errors of normal windows the model did not see (cross-fitted)."""
+def fit_calibration(errors: np.ndarray, floored: np.ndarray, levels: np.ndarray | None = None) -> Calibration:
+    """Calibration from N x C relative errors of normal windows the model did not see (cross-fitted), and
+    optionally their N x C mean levels (normalised units), for the level test."""
     lower = np.where(floored, FLOORED_LOWER, LOWER)
     base = Calibration(np.zeros(errors.shape[1]), np.ones(errors.shape[1]), lower, 0.0, 1.0)
     per_channel, joint = base.log_errors(errors)
     loc, spread = _location_spread(per_channel)
     joint_loc, joint_spread = _location_spread(joint[:, None])
     calibration = Calibration(loc, spread, lower, float(joint_loc[0]), float(joint_spread[0]))
-    t = calibration.statistic(errors)
+    if levels is not None:
+        calibration.level_loc = np.median(levels, axis=0)
+        calibration.level_spread = np.maximum(levels.std(axis=0), MIN_LEVEL_SPREAD)
+    t = calibration.statistic(errors, levels)
     median = float(np.median(t))
     calibration.final_loc = median
     calibration.final_spread = max((float(np.quantile(t, 0.99)) - median) / Z99, MIN_SPREAD)
@@ -118,19 +143,29 @@ def _pair(raw: Any, name: str) -> tuple[float, float]:
     return loc, spread
 
 
+def _vector(raw: Mapping[str, Any], name: str, channels: int) -> np.ndarray:
+    try:
+        values = np.asarray(raw[name], dtype=np.float64)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ManifestError(f"params.calibration.{name} must be a list of {channels} numbers") from exc
+    if values.shape != (channels,) or not np.all(np.isfinite(values)):
+        raise ManifestError(f"params.calibration.{name} must hold {channels} finite numbers, one per channel")
+    return values
+
+
 def parse_calibration(raw: Mapping[str, Any], channels: int) -> Calibration:
     """Read params.calibration; ManifestError names the field that is wrong."""
-    vectors = []
-    for name in ("channel_loc", "channel_spread", "channel_lower"):
-        try:
-            values = np.asarray(raw[name], dtype=np.float64)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ManifestError(f"params.calibration.{name} must be a list of {channels} numbers") from exc
-        if values.shape != (channels,) or not np.all(np.isfinite(values)):
-            raise ManifestError(f"params.calibration.{name} must hold {channels} finite numbers, one per channel")
-        vectors.append(values)
+    vectors = [_vector(raw, name, channels) for name in ("channel_loc", "channel_spread", "channel_lower")]
     if np.any(vectors[1] <= 0) or np.any(vectors[2] <= 0):
         raise ManifestError("params.calibration.channel_spread and channel_lower values must be > 0")
     joint = _pair(raw.get("joint"), "joint")
     final = _pair(raw.get("final"), "final")
-    return Calibration(vectors[0], vectors[1], vectors[2], *joint, *final)
+    calibration = Calibration(vectors[0], vectors[1], vectors[2], *joint, *final)
+    if "level_loc" in raw or "level_spread" in raw:
+        calibration.level_loc, calibration.level_spread = (_vector(raw, k, channels) for k in LEVEL_FIELDS)
+        if np.any(calibration.level_spread <= 0):
+            raise ManifestError("params.calibration.level_spread values must be > 0")
+    return calibration
+
+
+LEVEL_FIELDS = ("level_loc", "level_spread")

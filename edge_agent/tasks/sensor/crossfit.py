@@ -15,7 +15,7 @@ from itertools import pairwise
 import numpy as np
 
 from edge_agent.tasks.sensor.calibration import Calibration, fit_calibration
-from edge_agent.tasks.sensor.scoring import ERROR_FLOOR, SensorParams, channel_errors
+from edge_agent.tasks.sensor.scoring import ERROR_FLOOR, SensorParams, by_channel, channel_errors
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
 
 logger = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def crossfit_errors(windows: np.ndarray, params: SensorParams, settings: TrainSe
 
 
 def calibrate_likelihood(
-    windows: np.ndarray, params: SensorParams, settings: TrainSettings, weights: Weights
+    windows: np.ndarray, params: SensorParams, settings: TrainSettings, weights: Weights, level_test: bool = False
 ) -> LikelihoodFit:
     """Fit the likelihood calibration on cross-fitted errors (training errors when the data are too few)."""
     errors = crossfit_errors(windows, params, replace(settings, seed=settings.seed + 1))
@@ -57,5 +57,12 @@ def calibrate_likelihood(
         logger.warning("too few normal windows to cross-fit: the likelihood is calibrated on training errors")
         errors = channel_errors(windows, weights.reconstruct(windows), params)
     floored = np.asarray(params.error_scale) <= ERROR_FLOOR
-    calibration = fit_calibration(errors.astype(np.float64), floored)
-    return LikelihoodFit(calibration, calibration.likelihood(errors.astype(np.float64)), crossfitted)
+    levels = window_levels(windows) if level_test else None
+    calibration = fit_calibration(errors.astype(np.float64), floored, levels)
+    return LikelihoodFit(calibration, calibration.likelihood(errors.astype(np.float64), levels), crossfitted)
+
+
+def window_levels(windows: np.ndarray) -> np.ndarray:
+    """N x C mean of each channel over each normalised window (its level; a shift or drift moves it)."""
+    levels: np.ndarray = by_channel(windows).mean(axis=2).astype(np.float64)
+    return levels

@@ -63,6 +63,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--clear-duration", default=None, help="calm time before anomaly_end, e.g. 10m; None = the task's clear_windows"
     )
+    p.add_argument(
+        "--level-test", choices=("auto", "on", "off"), default="auto",
+        help="also test each window's mean level against normal (shifts, drifts); auto = on for one channel",
+    )  # fmt: skip
     p.add_argument("--name", default=None, help="model name; None = the folder name, lower-cased")
     p.add_argument("--version", default="1.0.0", help="model version")
     p.add_argument("--seed", type=int, default=0, help="seed of the MLP training")
@@ -183,6 +187,7 @@ def options_for(args: argparse.Namespace, table: SensorTable) -> FitOptions:
         debounce=debounce,
         likelihood_threshold=args.likelihood_threshold,
         window_text=None if args.window.isdigit() else args.window,
+        level_test=args.level_test,
     )
 
 

@@ -53,6 +53,10 @@ class FitOptions:
     debounce: Debounce = field(default_factory=Debounce)
     likelihood_threshold: float = LIKELIHOOD_THRESHOLD
     window_text: str | None = None
+    level_test: str = "auto"  # on, off, or auto: on for one channel, where the window model cannot see levels
+
+    def levels_for(self, channels: int) -> bool:
+        return self.level_test == "on" or (self.level_test == "auto" and channels == 1)
 
 
 @dataclass
@@ -180,7 +184,7 @@ def fit_arrays(
     logger.info("fitting %s autoencoder on %d windows of %s", options.train.architecture, len(windows), source)
     weights = train_autoencoder(windows, options.train)
     params, threshold, scores = calibrate(weights, windows, base, options)
-    likelihood_fit = calibrate_likelihood(windows, params, options.train, weights)
+    likelihood_fit = calibrate_likelihood(windows, params, options.train, weights, options.levels_for(len(channels)))
     for message in warnings:
         logger.warning("%s", message)
     files = export_all(weights, directory, windows, tflite=options.tflite)
@@ -221,6 +225,7 @@ def build_manifest(
         "quantile": options.quantile,
         "margin": options.margin,
         "normal_rows": rows,
+        "level_test": options.levels_for(len(params.channels)),
         "source": source,
         **({"window": options.window_text} if options.window_text else {}),
     }

@@ -120,6 +120,4 @@ def sensor_settings(config: SensorAnomalyTaskConfig, manifest: Manifest) -> Sens
     decision = DecisionSettings(
         threshold, config.clear_ratio, config.min_windows, config.clear_windows, config.top_channels, min_s, clear_s
     )
-    return SensorSettings(
-        params, calibration, decide_on, score_threshold, likelihood_threshold, decision, period
-    )
+    return SensorSettings(params, calibration, decide_on, score_threshold, likelihood_threshold, decision, period)

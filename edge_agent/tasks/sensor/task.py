@@ -18,7 +18,7 @@ from edge_agent.tasks.sensor.adaptation import Adapter, BatchStats
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
 from edge_agent.tasks.sensor.decision import HysteresisDecider, Transition
 from edge_agent.tasks.sensor.gauss import isf, sf
-from edge_agent.tasks.sensor.scoring import SensorParams, channel_errors, frozen_channels, normalise_into
+from edge_agent.tasks.sensor.scoring import SensorParams, by_channel, channel_errors, frozen_channels, normalise_into
 from edge_agent.tasks.sensor.settings import SensorSettings, sensor_settings
 from edge_agent.tasks.sensor.spacing import GapCheck
 
@@ -120,9 +120,10 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         if self.calibration is None:
             return None, scores
         per_channel, joint = self.calibration.log_errors(errors.astype(np.float64))
-        z = self.calibration.z_of_logs(per_channel, joint)
+        levels = by_channel(self._inputs).mean(axis=2).astype(np.float64)
+        z = self.calibration.z_of_logs(per_channel, joint, levels)
         if self.adapter.active:
-            means = self.params.mean + self.params.std * self._inputs.mean(axis=1)
+            means = self.params.mean + self.params.std * levels
             ends = np.array([_end(item) for item in items])
             self.adapter.observe(BatchStats(means, per_channel, joint, ends, np.zeros(len(items), dtype=bool)))
         likelihood: np.ndarray = 1.0 - sf(z)
