@@ -176,6 +176,8 @@ def test_check_refuses_what_run_would_refuse(fitted: Fit) -> None:
     with pytest.raises(ManifestError, match="has no likelihood calibration"):
         sensor_settings(config, load_manifest(model))
     assert sensor_settings(CONFIG, load_manifest(model)).decide_on == "score"  # an older model still runs
+    task = SensorAnomalyTask(CONFIG, load_model(model, None, OnnxRuntimeConfig()), TaskContext("p", "s", "d"))
+    task.validate_model()  # what `edge-agent check` calls after building the task
 
 
 @pytest.mark.slow  # 52 channels: about a minute on an idle core (the unit tests cover the combination itself)

@@ -63,7 +63,7 @@ class Adapter:
         """Relearn the normal levels from the next `duration_s` of data."""
         self.learn_s = duration_s
 
-    def observe(self, stats: BatchStats) -> None:
+    def observe(self, stats: BatchStats | None) -> None:
         """Keep a scored batch's figures until the task has judged its windows (mark them in stats.normal)."""
         self._batch = stats
 

@@ -220,6 +220,22 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         logger.info("%s: relearning the normal levels over the next %.0f s", self.context.pipeline, duration_s)
         return f"relearning the normal levels over the next {duration_s:g} s (alarms held)"
 
+    def validate_model(self) -> None:
+        """For `check`: score one window at the normal mean through all stages; refuse what run would fail on."""
+        size, channels = self.params.size, len(self.params.channels)
+        window = np.broadcast_to(self.params.mean, (size, channels)).astype(np.float32)
+        item = Item(window, 0.0, "check", 0, {"window_start": 0.0, "window_end": float(size - 1)})
+        measured = self.gaps.measured_s
+        try:
+            decoded = self.decode(self.run(self.preprocess([item])), [item])[0]
+        except DataError as exc:
+            raise ManifestError(f"model {self.model.manifest.name!r}: {exc}") from exc
+        finally:
+            self.gaps.measured_s = measured  # the check's window says nothing about the stream
+            self.adapter.observe(None)
+        if not np.isfinite(decoded.score) or (decoded.likelihood is not None and not np.isfinite(decoded.likelihood)):
+            raise ManifestError(f"model {self.model.manifest.name!r} scores a normal window as {decoded.score}")
+
     def items_label(self) -> str:
         return "windows"
 
