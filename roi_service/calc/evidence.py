@@ -52,7 +52,12 @@ class Sample:
         if self.items == 0:
             return "no data"
         hours = self.hours
-        span = f"{hours * 60:.0f} min" if hours < 1 else (f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days")
+        if hours < 1 / 60:
+            span = f"{hours * 3600:.0f} s"
+        elif hours < 1:
+            span = f"{hours * 60:.0f} min"
+        else:
+            span = f"{hours:.1f} h" if hours < 48 else f"{hours / 24:.1f} days"
         return f"{self.items:,} items over {span} of data"
 
 

@@ -47,8 +47,10 @@ def cells(page: Page, selector: str) -> list[list[str]]:
 def wait_dashboard(page: Page, base: str, timeout_s: float = 150.0) -> None:
     """Reload until defect and shelf events have come with pictures (a loaded machine replays more slowly)."""
     deadline = time.monotonic() + timeout_s
-    ready = (
-        "document.querySelectorAll('#events img.thumb').length >= 5"
+    ready = (  # and a minute or so of parts on the line (two a second, fewer on a loaded machine)
+        "(parseInt((document.querySelector('#roi tr[data-use-case=\"Line 1 camera inspection\"] td.sample')"
+        " || {innerText: '0'}).innerText.replace(/,/g, '')) >= 100)"
+        " && document.querySelectorAll('#events img.thumb').length >= 5"
         " && [...document.querySelectorAll('#events tbody tr')].some(r => r.querySelector('img.thumb')"
         " && ['out_of_stock', 'low_stock', 'restocked'].includes(r.cells[3].innerText))"
     )
@@ -102,17 +104,19 @@ def check_dashboard(page: Page) -> None:
     roi = {row[0].split(" (")[0]: row for row in cells(page, "#roi tbody tr")}
     assert set(roi) == {"Line 1 camera inspection", "Aisle 3 shelf counting", "Pump 7 vibration watch"}
     for name, row in roi.items():
-        assert re.fullmatch(r"[\d,]+ items over [\d.]+ (min|h) of data", row[1]), (name, row[1])
+        assert re.fullmatch(r"[\d,]+ items over [\d.]+ (s|min|h) of data", row[1]), (name, row[1])
         assert re.fullmatch(r"\d+ \([\d.]+ – [\d.]+\)", row[2]), (name, row[2])  # caught, with its 95% band
         assert re.match(r"needs [67]\.\d more days", row[3]), (name, row[3])  # hours of data: no monthly figure
     assert "EUR" not in page.evaluate("document.querySelector('#roi tbody').innerText.split('needs')[0]")
     kpis = {r[0]: r for r in cells(page, "#kpis tr[data-kpi]")}
     p95 = kpis["Inference latency p95 (ms)"]
-    assert re.fullmatch(r"[\d,]+ inferences in \d+ metrics reports?", p95[4]), p95  # the devices' own percentiles
+    from_metrics = re.fullmatch(r"[\d,]+ inferences in \d+ metrics reports?", p95[4])  # the device's percentiles
+    from_results = re.fullmatch(r"[\d.,]+ – [\d.,]+", p95[3]) and "items over" in p95[4]  # before any metrics
+    assert from_metrics or from_results, p95
     flagged = kpis["Flagged results"]
     assert re.fullmatch(r"[\d.]+ – [\d.]+", flagged[3]) and "items over" in flagged[4], flagged
     throughput = kpis["Throughput (results/min)"]
-    assert float(throughput[2].replace(",", "")) > 10, "results per minute of data, not of the 24 h window"
+    assert float(throughput[2].replace(",", "")) > 1, "results per minute of data, not of the 24 h window"
     page.wait_for("[...document.querySelectorAll('#events img.thumb')].every(i => i.complete)")
     roadmap = page.evaluate("document.getElementById('roadmap').innerText")
     assert "ROI not known yet: needs" in roadmap and "payback never" not in roadmap
