@@ -5,7 +5,8 @@
 
 Frames come from the hard composer (edge_agent/tasks/shelf/compose_hard.py: 3-60% product widths, real texture
 photos as walls and clutter, casts, rotation, occluders) and, for the rest, from the plain composer the first shelf
-model was trained on. --data is the folder holding grocery-store/, kolektorsdd/ and elpv-mono/.
+model was trained on. --data is the folder holding grocery-store/, kolektorsdd/ and elpv-mono/. The texture
+photos are CC BY-NC-SA 4.0: --no-textures composes without them (see the model card's licence note).
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ def texture_roots(data: Path) -> list[Path]:
     return [data / "kolektorsdd" / "images", data / "elpv-mono" / "images"]
 
 
-def composers(data: Path, split: str) -> tuple[HardShelfComposer, ShelfComposer]:
+def composers(data: Path, split: str, textures: bool = True) -> tuple[HardShelfComposer, ShelfComposer]:
     library = ProductLibrary.from_grocery_store(data / "grocery-store", split=split)
-    photos = texture_photos(texture_roots(data), split)
+    photos = texture_photos(texture_roots(data), split) if textures else []
     return HardShelfComposer(library, photos), ShelfComposer(library, Layout())
 
 
@@ -60,11 +61,16 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--split", choices=["train", "heldout"], default="train")
     parser.add_argument("--hard-share", type=float, default=0.75)
+    parser.add_argument(
+        "--no-textures",
+        action="store_true",
+        help="no KolektorSDD / ELPV photos (both CC BY-NC-SA 4.0): walls and clutter are drawn instead",
+    )
     args = parser.parse_args()
     cv2.setNumThreads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    hard, plain = composers(args.data, args.split)
+    hard, plain = composers(args.data, args.split, not args.no_textures)
     for k in range((args.count + SHARD - 1) // SHARD):
         path = args.out / f"shard-{args.seed * 1000 + k:06d}.npz"
         write_shard(path, hard, plain, args.seed * 1000 + k, args.hard_share)

@@ -52,9 +52,11 @@ class ShelfYolox(nn.Module):
     def raw(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Box regressions [B, N, 4] and objectness logits [B, N] over every grid cell of the three levels."""
         outs = self.body(x)
-        regs = [outs[2 * k].flatten(2) for k in range(len(STRIDES))]
-        objs = [outs[2 * k + 1].flatten(2) for k in range(len(STRIDES))]
-        return torch.cat(regs, 2).transpose(1, 2), torch.cat(objs, 2)[:, 0]
+        # Constant shapes (not x.shape): the exported graph then has no Shape/Slice arithmetic for onnx2tf to misread.
+        cells = [(self.size // s) ** 2 for s in STRIDES]
+        regs = [outs[2 * k].reshape(-1, 4, n) for k, n in enumerate(cells)]
+        objs = [outs[2 * k + 1].reshape(-1, n) for k, n in enumerate(cells)]
+        return torch.cat(regs, 2).transpose(1, 2), torch.cat(objs, 1)
 
     def boxes(self, reg: torch.Tensor) -> torch.Tensor:
         """xyxy input pixels, YOLOX's decoding: centre = (offset + cell) * stride, size = exp(log-size) * stride."""
