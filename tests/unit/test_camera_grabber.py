@@ -51,10 +51,12 @@ def test_grabber_keeps_lag_flat_when_frames_come_faster_than_the_model() -> None
     lags = [lag for lag, _ in samples]
     third = ITEMS // 3
     early, late = statistics.median(lags[:third]), statistics.median(lags[-third:])
-    assert late < 0.03, f"median lag {late * 1000:.1f} ms: frames are not fresh"
-    assert late <= early + 0.01, f"lag grew from {early * 1000:.1f} to {late * 1000:.1f} ms"
+    # Bounds loose enough for a loaded 2-core machine (thread wake-ups of tens of ms); a plain reader of the
+    # same camera is 0.3 s behind after 20 frames and 1 s after 60 (the test below).
+    assert late < 0.1, f"median lag {late * 1000:.1f} ms: frames are not fresh"
+    assert late <= early + 0.05, f"lag grew from {early * 1000:.1f} to {late * 1000:.1f} ms"
     stamp_error = statistics.median(err for _, err in samples)
-    assert 0 <= stamp_error < 0.01, "the capture time is taken at grab, not when the pipeline reads"
+    assert 0 <= stamp_error < 0.05, "the capture time is taken at grab, not when the pipeline reads"
     assert camera.released, "closing the source releases the capture"
     skipped = metrics.registry.get_sample_value("edge_dropped_total", {"pipeline": "cam", "reason": "stale_frame"})
     assert skipped and skipped >= ITEMS, "frames replaced while the model was busy are counted"
