@@ -17,6 +17,7 @@ from edge_agent.check import check_config
 from edge_agent.config_loader import load_config
 from edge_agent.metrics import AgentMetrics
 from roi_service.metrics import ServiceMetrics
+from tests.support.fleet import make_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "tests" / "schemas"
@@ -140,8 +141,7 @@ def test_profiles_match_the_models_the_image_ships(profile: Path, tmp_path: Path
     local = ROOT / "models" / shipped.name
     if not (local / "manifest.yaml").is_file():
         pytest.skip(f"models/{shipped.name} is not in the repository yet, so the image would not ship it either")
-    ca = tmp_path / "ca.crt"
-    ca.write_text("placeholder: check only tests that the file exists")
+    ca, _ = make_pki(tmp_path / "pki")  # check reads the CA as PEM
     env = {"EDGE_AGENT__DEVICE__SITE": "shop-1", "EDGE_AGENT__DEVICE__ID": "pi-01", "EDGE_AGENT__MQTT__HOST": "broker",
            "EDGE_AGENT__MQTT__TLS__CA_FILE": str(ca), "EDGE_AGENT__PIPELINES__0__MODEL__PATH": str(local),
            **(accept_cpu if "jetson" in profile.name else {})}  # fmt: skip
@@ -162,8 +162,7 @@ def test_check_refuses_the_jetson_profile_on_a_machine_without_tensorrt(tmp_path
 
     if "TensorrtExecutionProvider" in available_providers():
         pytest.skip("this machine has TensorRT")
-    ca = tmp_path / "ca.crt"
-    ca.write_text("placeholder")
+    ca, _ = make_pki(tmp_path / "pki")
     env = {"EDGE_AGENT__DEVICE__SITE": "s", "EDGE_AGENT__DEVICE__ID": "j1", "EDGE_AGENT__MQTT__HOST": "broker",
            "EDGE_AGENT__MQTT__TLS__CA_FILE": str(ca),
            "EDGE_AGENT__PIPELINES__0__MODEL__PATH": str(ROOT / "models" / "defect-synthetic")}  # fmt: skip
