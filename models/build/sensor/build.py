@@ -139,8 +139,9 @@ def _manifest_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
     for variant, fig in metrics["synthetic_24h"].items():
         out.setdefault(variant, {})["synthetic_f1"] = fig["f1"]
     if "skab" in metrics:
-        for variant, res in metrics["skab"]["results"].items():
-            out.setdefault(variant, {})["skab_f1"] = res["all"]["f1"]
+        for key, res in metrics["skab"]["results"].items():
+            variant, _, decide_on = key.partition(" ")
+            out.setdefault(variant, {})["_".join(filter(None, ("skab_f1", decide_on)))] = res["all"]["f1"]
     return out
 
 
