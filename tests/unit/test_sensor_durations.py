@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from edge_agent.sources.windowing import Windower, WindowSpec
 from edge_agent.tasks.sensor import spacing
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
 from edge_agent.tasks.sensor.durations import format_duration, parse_duration, samples_for
@@ -61,3 +62,10 @@ def test_run_time_gap_check_and_a_stream_at_another_rate(caplog: pytest.LogCaptu
     with caplog.at_level(logging.WARNING):
         slow.spans_gap(starts, starts + 540.0)
     assert "samples arrive every 1m, the model was fitted on samples 1s apart" in caplog.text
+
+
+def test_live_windows_report_their_longest_step() -> None:
+    windower = Windower(WindowSpec(4, 1, ("a",)), "gateway")
+    items = [windower.push(t, np.array([1.0])) for t in (0.0, 1.0, 2.0, 3.0, 10.0)]
+    assert items[3] is not None and items[3].meta["max_step"] == 1.0
+    assert items[4] is not None and items[4].meta["max_step"] == 7.0  # the task skips this window

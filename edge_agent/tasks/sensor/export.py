@@ -154,6 +154,7 @@ def export_all(weights: Weights, directory: Path, normal: np.ndarray, tflite: bo
         int8 = quantize_onnx(staged, directory / "model.int8.onnx", calibration)
     files = {"onnx-fp32": fp32, "onnx-int8": int8}
     if tflite:
+        logger.info("exporting %s/model.int8.tflite with tensorflow (20-50 s)", directory.name)
         files["tflite-int8"] = export_tflite_int8(weights, directory / "model.int8.tflite", calibration)
     else:
         (directory / "model.int8.tflite").unlink(missing_ok=True)  # a stale file would not match the manifest
