@@ -13,12 +13,14 @@ MIN_RATIO = 0.99
 
 
 def main(argv: list[str]) -> int:
+    only = argv[argv.index("--variant") + 1] if "--variant" in argv else None
+    paths = [a for a in argv if a.endswith(".json")]
     failed = []
-    for path in map(Path, argv):
+    for path in map(Path, paths):
         results = json.loads(path.read_text())["results"]
         fp32 = next(r for r in results if r["variant"].endswith("fp32"))
         for r in results:
-            if r["variant"].endswith("int8"):
+            if r["variant"].endswith("int8") and only in (None, r["variant"]):
                 ratio = r["map50"] / fp32["map50"] if fp32["map50"] else 0.0
                 print(f"{path.name}: {r['variant']} mAP {r['map50']:.4f} = {ratio:.1%} of fp32 {fp32['map50']:.4f}")
                 if ratio < MIN_RATIO:

@@ -60,11 +60,17 @@ def main() -> int:
     parser.add_argument("--version", default="2.0.0")
     parser.add_argument("--add-tflite", help="record this int8 TFLite file of the folder in the manifest")
     parser.add_argument("--default", default=None, help="default variant to set")
+    parser.add_argument("--drop", help="remove this variant (and its file) from the folder")
     args = parser.parse_args()
     if args.add_tflite:
         add_tflite(args.out, args.add_tflite)
     else:
         write_manifest(args.out, manifest(args.out, args.size, args.version))
+    if args.drop:
+        current = load_manifest(args.out)
+        (args.out / current.files[args.drop].path).unlink(missing_ok=True)
+        files = {k: v for k, v in current.files.items() if k != args.drop}
+        write_manifest(args.out, current.model_copy(update={"files": files}))
     if args.default:
         current = load_manifest(args.out)
         write_manifest(args.out, current.model_copy(update={"default_variant": args.default}))
