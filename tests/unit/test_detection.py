@@ -72,7 +72,7 @@ def test_yolox_decodes_cell_offsets_and_log_sizes_per_stride() -> None:
     assert dets.boxes[0].tolist() == pytest.approx([28 - 8, 20 - 12, 28 + 8, 20 + 12])  # centre (3.5*8, 2.5*8)
     assert dets.boxes[1].tolist() == pytest.approx([32 - 8, 16 - 8, 32 + 8, 16 + 8])
     assert dets.scores.tolist() == pytest.approx([0.72, 0.72])
-    with pytest.raises(ModelError, match="params.strides"):
+    with pytest.raises(ModelError, match=r"params\.strides"):
         get_decoder("yolox")([rows[None, :50]], spec)
 
 
