@@ -190,18 +190,25 @@ class Outbox:
         return True
 
     def _make_room(self) -> bool:
+        """The disk is full: fold the WAL back into the file and truncate it (it holds up to 16 MB between
+        checkpoints), then give up the oldest quarter of the archive. True when anything was freed."""
+        try:
+            busy, frames, _ = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            folded = not busy and frames > 0
+        except sqlite3.Error:
+            folded = False
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            freed = self.archive.make_room()
+            pruned = self.archive.make_room()
             self._db.execute("COMMIT")
         except sqlite3.Error:
             self._rollback()
             self._recount_archive()
-            return False
-        if freed:
-            self._disk_log.warning("outbox %s: the disk is full; gave up the oldest quarter of the delivered archive",
-                                   self.config.path)  # fmt: skip
-        return freed
+            pruned = False
+        if folded or pruned:
+            also = " and gave up the oldest quarter of the delivered archive" if pruned else ""
+            self._disk_log.warning("outbox %s: the disk is full; folded the WAL back%s", self.config.path, also)
+        return folded or pruned
 
     def _retry_write(self, rows: list[Row]) -> bool:
         try:
@@ -513,7 +520,14 @@ class Outbox:
             return int(self._db.execute("SELECT count(*) FROM set_aside").fetchone()[0])
 
     def close(self) -> None:
+        """Write what waits in memory one last time; what the disk still refuses is lost: counted and logged."""
         with self._lock:
+            if self._spill and not self._store(self._spill.take_all()):
+                lost = len(self._spill)
+                self._spill.take_all()
+                self.metrics.outbox_dropped.labels("disk_full").inc(lost)
+                logger.error("outbox %s: %d message(s) held in memory are lost at shutdown (the disk is full)",
+                             self.config.path, lost)  # fmt: skip
             self._db.close()
 
 

@@ -271,3 +271,15 @@ def test_results_arriving_while_the_disk_is_full_do_not_postpone_the_next_try(tm
         clock.sleep(0.01)
     assert box.health() == (True, "ok")
     assert box.backlog == seq
+
+
+def test_messages_still_held_in_memory_at_shutdown_are_counted_as_dropped(tmp_path: Path) -> None:
+    metrics = AgentMetrics(CollectorRegistry())
+    box = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics, connect=full_after([30]))
+    seq = 0
+    while box.health()[0]:
+        box.put_many([msg(seq := seq + 1, "q" * 300) for _ in range(20)])
+    held = box.backlog - len(box.fetch(0, 100_000))
+    box.close()
+    assert held > 0
+    assert sample(metrics, "edge_outbox_dropped_total", reason="disk_full") == held
