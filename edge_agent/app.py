@@ -81,8 +81,7 @@ class App:
         model = load_model(self.fleet.boot_model_dir(pc), pc.model.variant, pc.model.runtime)
         self._record_model(pc.name, model)
         d = self.config.device
-        task = create_task(pc.task, model, TaskContext(pc.name, d.site, d.id))
-        task.metrics = self.metrics  # type: ignore[attr-defined]
+        task = create_task(pc.task, model, TaskContext(pc.name, d.site, d.id, self.metrics))
         source = create_source(pc.name, pc.source, window_spec(pc, model), self.metrics)
         handover = Handover(pc.queue_size, source.keep_latest)
         backoff = Backoff(pc.source.backoff.initial_s, pc.source.backoff.max_s)

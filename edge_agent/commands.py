@@ -49,7 +49,6 @@ def _reload(app: App, pipeline: Pipeline, cmd: m.CommandMessage) -> str:
     pc = next(p for p in app.config.pipelines if p.name == pipeline.pipeline)
     model = load_model(pc.model.path, pc.model.variant, pc.model.runtime)
     task = create_task(pc.task, model, pipeline.task.context)
-    task.metrics = app.metrics  # type: ignore[attr-defined]
 
     def swap(old: Any) -> None:
         pipeline.task = task

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -68,8 +68,7 @@ class LatencyWindow:
     samples: collections.deque[float]
     errors: int = 0
     items: int = 0
-    failed: int = 0
-    anomalous: int = 0
+    counts: collections.Counter[str] = field(default_factory=collections.Counter)  # job counts (Task.observe)
 
     @classmethod
     def create(cls) -> LatencyWindow:
@@ -94,7 +93,8 @@ class LatencyWindow:
 
     def reset(self) -> None:
         self.samples.clear()
-        self.errors = self.items = self.failed = self.anomalous = 0
+        self.errors = self.items = 0
+        self.counts.clear()
 
 
 class Pipeline(threading.Thread):
@@ -189,7 +189,7 @@ class Pipeline(threading.Thread):
         kind = self.task.kind
         for item, result in zip(batch, results):
             if result.data is not None:
-                self._observe(result.data)
+                self.latency.counts.update(self.task.observe(result.data))
                 msg = m.ResultMessage(
                     **self.factory.envelope(item.captured_at),
                     pipeline=self.pipeline,
@@ -202,28 +202,9 @@ class Pipeline(threading.Thread):
                 out.extend(self._event(draft, item))
         return out
 
-    def _observe(self, data: m.ResultData) -> None:
-        """Job gauges for dashboards, from the results themselves."""
-        p = self.pipeline
-        if isinstance(data, m.SensorAnomalyData):
-            self.metrics.anomaly_score.labels(p).set(data.score)
-            self.metrics.anomaly_state.labels(p).set(int(data.anomalous))
-            self.latency.anomalous += int(data.anomalous)
-        elif isinstance(data, m.DefectData):
-            self.latency.failed += int(not data.passed)
-        elif isinstance(data, m.ShelfData):
-            for zone in data.zones:
-                self.metrics.zone_count.labels(p, zone.zone).set(zone.count)
-                self.metrics.zone_over_capacity.labels(p, zone.zone).set(int(zone.over_capacity))
-
     def figures(self) -> dict[str, float]:
-        """Job figures for the metrics message, over the current period."""
-        window = self.latency
-        if self.task.kind == "defect":
-            return {"defect_rate": window.failed / window.items if window.items else 0.0, "failed": window.failed}
-        if self.task.kind == "sensor_anomaly":
-            return {"anomalous_windows": window.anomalous}
-        return {}
+        """Job figures for the metrics message, over the current period (the task says which)."""
+        return self.task.figures(self.latency.counts, self.latency.items)
 
     def _event(self, draft: EventDraft, item: Item) -> list[Outgoing]:
         kind = self.task.kind

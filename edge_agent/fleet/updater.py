@@ -119,7 +119,6 @@ class ModelUpdater:
 
     def _swap(self, pipeline: Pipeline, request: UpdateRequest, model: LoadedModel) -> None:
         task = create_task(self._pipeline_config(pipeline.pipeline).task, model, pipeline.task.context)
-        task.metrics = self.app.metrics  # type: ignore[attr-defined]
         baseline = read_counts(self.app.metrics.registry, pipeline.pipeline)
         old = pipeline.swap_task(task)
         state = self.store.state(pipeline.pipeline)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import abc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
 import numpy as np
 
 from edge_agent.messages import EventType, ResultData
+from edge_agent.metrics import AgentMetrics
 from edge_agent.runtime.registry import LoadedModel
 
 logger = logging.getLogger(__name__)
@@ -55,6 +56,7 @@ class TaskContext:
     pipeline: str
     site: str
     device_id: str
+    metrics: AgentMetrics | None = None  # the daemon's metrics; None in benchmarks and replays
 
 
 ConfigT = TypeVar("ConfigT")
@@ -101,3 +103,15 @@ class Task(abc.ABC, Generic[ConfigT, DecodedT]):
 
     def items_label(self) -> str:
         return "items"
+
+    def observe(self, data: ResultData) -> Mapping[str, int]:
+        """Set this job's dashboard gauges from one published result; return what it adds to the period's counts.
+
+        The pipeline sums the counts over a metrics period (they survive a model swap, the task does not)
+        and hands them to `figures` when the metrics message is built.
+        """
+        return {}
+
+    def figures(self, counts: Mapping[str, int], items: int) -> dict[str, float]:
+        """This job's figures for the metrics message, from the period's summed counts and items."""
+        return dict(counts)

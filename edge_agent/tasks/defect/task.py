@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from edge_agent.errors import DataError, ModelError
-from edge_agent.messages import DefectData
+from edge_agent.messages import DefectData, ResultData
 from edge_agent.metrics import AgentMetrics
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import EventDraft, Item, Task, TaskContext, TaskOutput
@@ -40,7 +40,7 @@ class _Current:
 
 
 class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
-    """Judges one item per inference. The pipeline may set `metrics` after construction."""
+    """Judges one item per inference; per-shift counts go to the metrics the context carries."""
 
     kind = "defect"
     max_batch = 1
@@ -59,7 +59,7 @@ class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
             TriggerGate(config.trigger_timeout_s, config.trigger_delay_s) if config.trigger != "continuous" else None
         )
         self.shifts = ShiftCounter(ShiftSchedule(config.shifts, resolve_timezone(config.timezone)))
-        self.metrics: AgentMetrics | None = None
+        self.metrics: AgentMetrics | None = context.metrics
         self._current = _Current("", None)
         self._last: tuple[np.ndarray, np.ndarray, float] | None = None
 
@@ -130,6 +130,13 @@ class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
             raise ValueError(f"threshold must be > 0, got {value}")
         logger.info("defect threshold %s -> %s", self.threshold, value)
         self.threshold = float(value)
+
+    def observe(self, data: ResultData) -> Mapping[str, int]:
+        return {"failed": int(isinstance(data, DefectData) and not data.passed)}
+
+    def figures(self, counts: Mapping[str, int], items: int) -> dict[str, float]:
+        failed = counts.get("failed", 0)
+        return {"defect_rate": failed / items if items else 0.0, "failed": failed}
 
     def snapshot(self) -> bytes | None:
         """The last judged item's ROI with its heat map, bounded like event snapshots."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
 
 from edge_agent.errors import DataError, ManifestError
-from edge_agent.messages import ChannelContribution, SensorAnomalyData
+from edge_agent.messages import ChannelContribution, ResultData, SensorAnomalyData
 from edge_agent.metrics import AgentMetrics
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import EventDraft, Item, Task, TaskContext, TaskOutput
@@ -64,7 +64,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         max_gap = config.max_gap if config.max_gap is not None else max(3.0, self.params.size / 4)
         self.gaps = GapCheck(self.params.size, self.settings.period_s, max_gap, context.pipeline)
         self.subject = config.subject or context.pipeline
-        self.metrics = metrics
+        self.metrics = metrics if metrics is not None else context.metrics
         shape = (self.max_batch, self.params.size, len(self.params.channels))
         self._buffer = np.zeros(shape, dtype=np.float32)
         self._inputs = self._buffer[:0]
@@ -238,6 +238,13 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
 
     def items_label(self) -> str:
         return "windows"
+
+    def observe(self, data: ResultData) -> Mapping[str, int]:
+        """Anomalous windows in the period (the score gauges are set in `logic`, for every window)."""
+        return {"anomalous_windows": int(isinstance(data, SensorAnomalyData) and data.anomalous)}
+
+    def figures(self, counts: Mapping[str, int], items: int) -> dict[str, float]:
+        return {"anomalous_windows": counts.get("anomalous_windows", 0)}
 
 
 def _end(item: Item) -> float:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from edge_agent.errors import DataError, ModelError
-from edge_agent.messages import ShelfData, ZoneCount
+from edge_agent.messages import ResultData, ShelfData, ZoneCount
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import Item, Task, TaskContext, TaskOutput
 from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder
@@ -178,3 +178,12 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
 
     def items_label(self) -> str:
         return "frames"
+
+    def observe(self, data: ResultData) -> Mapping[str, int]:
+        """Per-zone count and over-capacity gauges for dashboards."""
+        metrics = self.context.metrics
+        if metrics is not None and isinstance(data, ShelfData):
+            for zone in data.zones:
+                metrics.zone_count.labels(self.context.pipeline, zone.zone).set(zone.count)
+                metrics.zone_over_capacity.labels(self.context.pipeline, zone.zone).set(int(zone.over_capacity))
+        return {}
