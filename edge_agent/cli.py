@@ -6,6 +6,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 import threading
@@ -33,6 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     delegated = _delegated(args_list)
     if delegated is not None:
         return delegated
+    _one_blas_thread()
     parser = _parser()
     args = parser.parse_args(args_list)
     from edge_agent.logs import setup_logging
@@ -49,6 +51,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _one_blas_thread() -> None:
+    """Hold numpy's BLAS to one thread in the daemon (read when numpy loads, so before any job module is imported).
+
+    The defect job's nearest-neighbour product is a BLAS call: OpenBLAS would otherwise start a thread per
+    core in every pipeline and fight the runtimes' own budgeted threads (FIELD_NOTES: the 2x cost of
+    contention). A value the technician sets in the environment wins.
+    """
+    for name in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
 
 
 def _delegated(argv: list[str]) -> int | None:
