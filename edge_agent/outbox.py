@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 
 SET_ASIDE_KEEP = 1_000
 SPILL_RETRY_S = 1.0  # while the disk refuses writes, try it again at most this often
+STORE_CHUNK = 2_000  # rows per transaction when the memory buffer goes back to disk
 RESEND_BUDGET = 100_000  # seqs one cmd/resend may ask for; the cloud asks again for the rest
 _SEQ_FIELD = re.compile(rb'"seq":(\d{1,19})[,}]')
 Connect = Callable[[str], sqlite3.Connection]
@@ -178,14 +179,19 @@ class Outbox:
         self._written()
 
     def _store(self, rows: list[Row]) -> bool:
-        """Called with the lock held: write rows, or keep them in memory when the disk refuses (False)."""
-        try:
-            self._write(rows)
-        except sqlite3.Error as exc:
-            self._rollback()
-            if not (_is_full(exc) and self._make_room() and self._retry_write(rows)):
-                self._hold_in_memory(rows, str(exc))
-                return False
+        """Called with the lock held: write rows, or keep them in memory when the disk refuses (False).
+
+        In chunks, so the memory buffer goes back to a disk with little room bit by bit (SQLite checkpoints
+        its WAL between commits) instead of needing room for all of it in one transaction."""
+        for start in range(0, len(rows), STORE_CHUNK):
+            chunk = rows[start : start + STORE_CHUNK]
+            try:
+                self._write(chunk)
+            except sqlite3.Error as exc:
+                self._rollback()
+                if not (_is_full(exc) and self._make_room() and self._retry_write(chunk)):
+                    self._hold_in_memory(rows[start:], str(exc))
+                    return False
         self._spill_recovered()
         return True
 

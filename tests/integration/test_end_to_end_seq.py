@@ -281,7 +281,7 @@ def run_disk_full(tmp_path: Path, full_s: float, buffer_bytes: int) -> tuple[Eng
     broker = start_mosquitto(tmp_path / "broker")
     roi_log = tmp_path / "roi.log"
     workdir = tmp_path / "dev1"
-    with small_disk(tmp_path / "disk", 64 * 1024) as disk, database("sqlite", tmp_path) as (url, engine):
+    with small_disk(tmp_path / "disk", 128 * 1024) as disk, database("sqlite", tmp_path) as (url, engine):
         outbox = {"path": str(disk / "outbox.db"), "memory_buffer_bytes": buffer_bytes, "archive_max_bytes": 16 << 20}
         roi = start_roi(url, broker.port, roi_log)
         agent = start_agent(fast_agent(workdir, broker.port, "dev1", outbox=outbox))
