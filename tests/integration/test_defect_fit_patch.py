@@ -5,11 +5,7 @@ TensorFlow, thresholds cross-validated and honoured on good parts the fit never 
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -18,7 +14,7 @@ import yaml
 
 from edge_agent.tasks.defect import calibrate
 from edge_agent.tasks.defect.synth import write_set
-from tests.support.agent import Collector, agent_config
+from tests.support.agent import Collector, agent_config, run_agent
 from tests.support.broker import Broker
 
 pytest.importorskip("tflite2onnx", reason="the patch recipe needs the fit extra")
@@ -118,16 +114,10 @@ def test_a_fitted_model_judges_the_demo_parts_through_edge_agent_run(
     path = agent_config(tmp_path, mosquitto.port, device={"site": "plant", "id": "line-1"}, pipelines=[pipeline])
     parts = sorted(p.name for p in PARTS.glob("*.jpg"))
     subscriber = Collector(mosquitto.host, mosquitto.port, PREFIX + "#")
-
-    def leaf(name: str) -> list[dict[str, Any]]:
-        return [json.loads(payload) for payload in subscriber.by_topic(PREFIX + name)]
-
     try:
-        run = subprocess.run([sys.executable, "-m", "edge_agent.cli", "run", str(path)], cwd=tmp_path,
-                             capture_output=True, text=True, timeout=180, check=False)  # fmt: skip
-        assert run.returncode == 0, run.stderr[-2000:]
-        subscriber.wait_until(lambda _: len(leaf("defect/result")) >= len(parts), 20)
-        results, events = leaf("defect/result"), leaf("defect/event")
+        run_agent(path, tmp_path, 180)
+        subscriber.wait_until(lambda s: len(s.json_on(PREFIX + "defect/result")) >= len(parts), 20)
+        results, events = subscriber.json_on(PREFIX + "defect/result"), subscriber.json_on(PREFIX + "defect/event")
         snapshots = [next(iter(subscriber.by_topic(e["snapshot_topic"])), None) for e in events]
     finally:
         subscriber.stop()

@@ -3,13 +3,9 @@ reach a plain MQTT subscriber on the broker."""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
-from tests.support.agent import Collector, agent_config
+from tests.support.agent import Collector, agent_config, run_agent
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,23 +20,11 @@ def test_folder_run_publishes_results_events_and_snapshots(mosquitto: Broker, tm
     path = agent_config(tmp_path, mosquitto.port, device={"site": "plant", "id": "line-1"}, pipelines=[pipeline])
     parts = sorted(p.name for p in PARTS.glob("*.jpg"))
     subscriber = Collector(mosquitto.host, mosquitto.port, PREFIX + "#")
-
-    def leaf(name: str) -> list[dict[str, Any]]:
-        return [json.loads(payload) for payload in subscriber.by_topic(PREFIX + name)]
-
     try:
-        run = subprocess.run(
-            [sys.executable, "-m", "edge_agent.cli", "run", str(path)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=180,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr[-2000:]
-        subscriber.wait_until(lambda _: len(leaf("defect/result")) >= len(parts), 20)
-        results = leaf("defect/result")
-        events = leaf("defect/event")
+        run_agent(path, tmp_path, 180)
+        subscriber.wait_until(lambda s: len(s.json_on(PREFIX + "defect/result")) >= len(parts), 20)
+        results = subscriber.json_on(PREFIX + "defect/result")
+        events = subscriber.json_on(PREFIX + "defect/event")
         snapshots = {e["snapshot_topic"]: next(iter(subscriber.by_topic(e["snapshot_topic"])), None) for e in events}
     finally:
         subscriber.stop()

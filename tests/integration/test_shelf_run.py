@@ -4,15 +4,12 @@ subscriber, each result naming its picture, and the stock events of the story ar
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import yaml
 
-from tests.support.agent import Collector, agent_config
+from tests.support.agent import Collector, agent_config, run_agent
 from tests.support.broker import Broker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,22 +26,10 @@ def test_run_publishes_counts_that_name_their_frame_and_stock_events(mosquitto: 
     path = agent_config(tmp_path, mosquitto.port, device={"site": "store", "id": "aisle-3"}, pipelines=[pipeline])
     frames = sorted(p.name for p in DEMO.glob("frame_*.jpg"))
     subscriber = Collector(mosquitto.host, mosquitto.port, PREFIX + "#")
-
-    def leaf(name: str) -> list[dict[str, Any]]:
-        return [json.loads(payload) for payload in subscriber.by_topic(PREFIX + name)]
-
     try:
-        run = subprocess.run(
-            [sys.executable, "-m", "edge_agent.cli", "run", str(path)],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=240,
-            check=False,
-        )
-        assert run.returncode == 0, run.stderr[-2000:]
-        subscriber.wait_until(lambda _: len(leaf("shelf/result")) >= len(frames), 30)
-        results, events = leaf("shelf/result"), leaf("shelf/event")
+        run_agent(path, tmp_path, 240)
+        subscriber.wait_until(lambda s: len(s.json_on(PREFIX + "shelf/result")) >= len(frames), 30)
+        results, events = subscriber.json_on(PREFIX + "shelf/result"), subscriber.json_on(PREFIX + "shelf/event")
     finally:
         subscriber.stop()
 

@@ -78,6 +78,19 @@ def start_agent(config: Path, log_name: str = "agent.log") -> subprocess.Popen[b
         )
 
 
+def run_agent(config: Path, cwd: Path, timeout_s: float) -> None:
+    """`edge-agent run` until its replay sources end; a non-zero exit fails the test with the end of its stderr."""
+    run = subprocess.run(
+        [sys.executable, "-m", "edge_agent.cli", "run", str(config)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+
+
 def stop_agent(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=timeout_s)
@@ -164,6 +177,10 @@ class Collector:
     def by_topic(self, topic: str) -> list[bytes]:
         with self._lock:
             return [payload for t, payload in self.messages if t == topic]
+
+    def json_on(self, topic: str) -> list[dict[str, Any]]:
+        """The JSON payloads received on one topic, in arrival order."""
+        return [json.loads(payload) for payload in self.by_topic(topic)]
 
     def payloads(self) -> list[bytes]:
         with self._lock:
