@@ -17,7 +17,7 @@ from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder
 from edge_agent.tasks.preprocess import ImagePreprocessor, Letterbox
 from edge_agent.tasks.shelf.config import ShelfTaskConfig
 from edge_agent.tasks.shelf.draw import render
-from edge_agent.tasks.shelf.logic import ShelfCounter
+from edge_agent.tasks.shelf.logic import ShelfCounter, Zone
 
 logger = logging.getLogger(__name__)
 
@@ -148,33 +148,33 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
 
     def snapshot(self) -> bytes | None:
         """JPEG of the last counted frame with boxes, zones and counts drawn on it."""
-        if self._last is None:
-            return None
-        frame, decoded, counts = self._last
-        zones = self.counter.zones(decoded.width, decoded.height)
-        image = render(
-            frame, decoded.detections.boxes, [z.polygon for z in zones], [z.config.name for z in zones], counts
-        )
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        return jpeg.tobytes() if ok else None
+        drawn = self._draw_last()
+        return _jpeg(drawn[0]) if drawn is not None else None
 
     def zone_snapshot(self, zone_name: str, margin: int = 24) -> bytes | None:
         """JPEG of one zone (boxes, outline and counts drawn) cut from the last counted frame."""
-        if self._last is None:
+        drawn = self._draw_last()
+        if drawn is None:
             return None
-        frame, decoded, counts = self._last
-        zones = self.counter.zones(decoded.width, decoded.height)
-        image = render(
-            frame, decoded.detections.boxes, [z.polygon for z in zones], [z.config.name for z in zones], counts
-        )
+        image, zones = drawn
         zone = next((z for z in zones if z.config.name == zone_name), None)
         if zone is not None:
             x, y, w, h = cv2.boundingRect(np.asarray(zone.polygon, dtype=np.int32))
             height, width = image.shape[:2]
             top, left = max(0, y - margin), max(0, x - margin)
             image = image[top : min(height, y + h + margin), left : min(width, x + w + margin)]
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-        return jpeg.tobytes() if ok else None
+        return _jpeg(image)
+
+    def _draw_last(self) -> tuple[np.ndarray, list[Zone]] | None:
+        """The last counted frame with boxes, zone outlines and counts drawn, and the zones at its size."""
+        if self._last is None:
+            return None
+        frame, decoded, counts = self._last
+        zones = self.counter.zones(decoded.width, decoded.height)
+        image = render(
+            frame, decoded.detections.boxes, [z.polygon for z in zones], [z.config.name for z in zones], counts
+        )
+        return image, zones
 
     def items_label(self) -> str:
         return "frames"
@@ -187,3 +187,8 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
                 metrics.zone_count.labels(self.context.pipeline, zone.zone).set(zone.count)
                 metrics.zone_over_capacity.labels(self.context.pipeline, zone.zone).set(int(zone.over_capacity))
         return {}
+
+
+def _jpeg(image: np.ndarray) -> bytes | None:
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return jpeg.tobytes() if ok else None
