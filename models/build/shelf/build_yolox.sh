@@ -3,14 +3,17 @@
 # fp32 ONNX / U8S8 int8 ONNX / int8 TFLite + manifest, an accuracy gate (int8 >= 99% of fp32 mAP on the held-out
 # hard shelves) and the measurements of MODEL_CARD.md.
 #   models/build/shelf/build_yolox.sh /work/shared/data [workdir]
-# DATA holds grocery-store/, kolektorsdd/ and elpv-mono/. Two build venvs (torch and TensorFlow do not share one):
+# DATA holds grocery-store/ (MIT: products) and, for the benchmarks only, kolektorsdd/ and elpv-mono/ (CC BY-NC-SA
+# 4.0 texture photos: never composed into training frames; walls and clutter there are drawn by compose_walls.py).
+# Two build venvs (torch and TensorFlow do not share one):
 #   TORCH_PY: torch==2.14.1 torchvision==0.29.1 onnx2torch onnx onnxruntime
 #   TF_PY:    tensorflow-cpu==2.21.0 tf-keras onnx2tf onnx onnxruntime onnx-graphsurgeon sng4onnx psutil ai-edge-litert
-# The shipped run: 4,000 composed frames (3,000 of them hard), 60 minutes of fine-tuning on 1 thread under nice
-# on a shared 2-vCPU machine (MINUTES=60); the step count reached is in MODEL_CARD.md.
+# The shipped run (2.1.0): 6,000 composed frames (10% without products, of the rest 75% hard), 62 minutes of
+# multi-scale fine-tuning (320-416) on 1 thread under nice on a shared 2-vCPU machine (MINUTES=62); the step count
+# reached is in MODEL_CARD.md.
 set -euo pipefail
 DATA=${1:?usage: build_yolox.sh DATA_DIR [WORKDIR]}
-WORK=${2:-/tmp/shelf-yolox}
+WORK=${2:-/tmp/shelf-clean}
 TORCH_PY=${TORCH_PY:-/work/venvs/shelfbuild/bin/python}
 TF_PY=${TF_PY:-/work/venvs/shelftf/bin/python}
 REPO=$(cd "$(dirname "$0")/../../.." && pwd)
@@ -18,9 +21,10 @@ PY="$REPO/.venv/bin/python"
 OUT="$REPO/models/shelf-detector"
 cd "$REPO"
 # Composition runs beside the training, which reloads the shards as they appear.
-"$PY" models/build/shelf/make_hard_dataset.py --data "$DATA" --out "$WORK/train" --count 4000 --seed 1 ${NO_TEXTURES:+--no-textures} &
+"$PY" models/build/shelf/make_hard_dataset.py --data "$DATA" --out "$WORK/train" --count 6000 --seed 1 &
 "$TORCH_PY" models/build/shelf/finetune.py --pretrained models/pretrained/coco-yolox-nano/yolox_nano.onnx \
-    --data "$WORK/train" --out "$WORK/run" --minutes "${MINUTES:-60}" --batch 8 --threads 1
+    --data "$WORK/train" --out "$WORK/run" --minutes "${MINUTES:-62}" --batch 8 --threads 1 \
+    --sizes 320 320 352 384 416
 wait
 "$TORCH_PY" models/build/shelf/export_yolox.py --weights "$WORK/run/last.pt" \
     --pretrained models/pretrained/coco-yolox-nano/yolox_nano.onnx --shards "$WORK/train" --out "$OUT" \

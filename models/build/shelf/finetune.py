@@ -7,6 +7,8 @@ Loss as for the first shelf model (train.py): task-aligned assignment over the g
 aligned objectness targets, GIoU + L1 on the boxes. The backbone starts from COCO (118k real scenes), so it has
 seen keyboards, monitors and carts; the composed negatives (texture photos, clutter, tags, arms) teach it that
 they are not products. Time-boxed: the cosine schedule follows wall time and a checkpoint is saved every 50 steps.
+Multi-scale: each step draws its input size from --sizes (the shards are 416; smaller steps cost less CPU, so a
+time box sees more of them; the export stays at 416).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -47,14 +50,17 @@ def loss_fn(
 
 
 def augment(
-    images: np.ndarray, boxes: list[np.ndarray], rng: np.random.Generator
+    images: np.ndarray, boxes: list[np.ndarray], rng: np.random.Generator, size: int
 ) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Flips, brightness/contrast and an occasional grayscale on top of the composers' variety; BGR 0..255 NCHW."""
+    """Resize to `size`, flips, brightness/contrast and an occasional grayscale on top of the composers' variety;
+    BGR 0..255 NCHW."""
+    scale = size / images.shape[1]
+    if size != images.shape[1]:
+        images = np.stack([cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) for im in images])
     out = images.astype(np.float32)
-    size = out.shape[1]
     moved = []
     for i in range(len(out)):
-        b = boxes[i].copy()
+        b = boxes[i] * scale
         if rng.random() < 0.5:
             out[i] = out[i, :, ::-1]
             b[:, [0, 2]] = size - b[:, [2, 0]]
@@ -76,6 +82,7 @@ def main() -> int:
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[416], help="input sizes drawn per step (x32)")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -99,7 +106,9 @@ def main() -> int:
             images, boxes = load_shards(args.data)
             print(f"reloaded: {len(images)} shelves", flush=True)
         pick = rng.integers(0, len(images), args.batch)
-        batch, batch_boxes = augment(images[pick], [boxes[i] for i in pick], rng)
+        size = int(rng.choice(args.sizes))
+        model.set_size(size)
+        batch, batch_boxes = augment(images[pick], [boxes[i] for i in pick], rng, size)
         gt, valid = batch_targets(batch_boxes)
         loss, parts = loss_fn(model, torch.from_numpy(batch), gt, valid)
         opt.zero_grad(set_to_none=True)
@@ -108,12 +117,14 @@ def main() -> int:
         opt.step()
         if step % 10 == 0:
             print(
-                f"step {step:5d} {time.time() - start:7.0f}s lr {opt.param_groups[0]['lr']:.5f} loss {float(loss):.3f} "
+                f"step {step:5d} {time.time() - start:7.0f}s size {size} lr {opt.param_groups[0]['lr']:.5f} "
+                + f"loss {float(loss):.3f} "
                 + " ".join(f"{k} {v:.3f}" for k, v in parts.items()),
                 flush=True,
             )
         if (step + 1) % 50 == 0:
             torch.save(model.state_dict(), args.out / "last.pt")
+    model.set_size(images.shape[1])
     torch.save(model.state_dict(), args.out / "last.pt")
     print(f"finished after {step} steps, {time.time() - start:.0f}s", flush=True)
     return 0

@@ -3,10 +3,12 @@
     python models/build/shelf/make_hard_dataset.py --data /work/shared/data --out /tmp/shelf-yolox/train \
         --count 3000 --seed 1 --hard-share 0.75
 
-Frames come from the hard composer (edge_agent/tasks/shelf/compose_hard.py: 3-60% product widths, real texture
-photos as walls and clutter, casts, rotation, occluders) and, for the rest, from the plain composer the first shelf
-model was trained on. --data is the folder holding grocery-store/, kolektorsdd/ and elpv-mono/. The texture
-photos are CC BY-NC-SA 4.0: --no-textures composes without them (see the model card's licence note).
+Frames come from the hard composer (edge_agent/tasks/shelf/compose_hard.py: 3-60% product widths, drawn walls and
+clutter, casts, rotation, occluders), from the plain composer the first shelf model was trained on, and a share with
+no product at all (a drawn texture filling the frame, or a hard shelf left empty). --data is the folder holding
+grocery-store/ (MIT). Walls and clutter come from edge_agent/tasks/shelf/compose_walls.py (drawn here, no photo):
+the KolektorSDD / ELPV texture photos (CC BY-NC-SA 4.0) are never read, they stay unseen test material for
+bench/shelf_accuracy.py --set empty.
 """
 
 from __future__ import annotations
@@ -23,29 +25,48 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent.tasks.shelf.compose import Layout, ProductLibrary, ShelfComposer, letterbox  # noqa: E402
-from edge_agent.tasks.shelf.compose_hard import HardShelfComposer, texture_photos  # noqa: E402
+from edge_agent.tasks.shelf.compose_fx import camera  # noqa: E402
+from edge_agent.tasks.shelf.compose_hard import HardShelfComposer  # noqa: E402
+from edge_agent.tasks.shelf.compose_walls import procedural_texture, texture_bank  # noqa: E402
 
 SIZE = 416
 SHARD = 100
 
 
-def texture_roots(data: Path) -> list[Path]:
-    return [data / "kolektorsdd" / "images", data / "elpv-mono" / "images"]
-
-
-def composers(data: Path, split: str, textures: bool = True) -> tuple[HardShelfComposer, ShelfComposer]:
+def composers(data: Path, split: str, seed: int) -> tuple[HardShelfComposer, ShelfComposer]:
     library = ProductLibrary.from_grocery_store(data / "grocery-store", split=split)
-    photos = texture_photos(texture_roots(data), split) if textures else []
-    return HardShelfComposer(library, photos), ShelfComposer(library, Layout())
+    return HardShelfComposer(library, texture_bank(seed)), ShelfComposer(library, Layout())
 
 
-def write_shard(path: Path, hard: HardShelfComposer, plain: ShelfComposer, seed: int, share: float) -> None:
+def empty_frame(hard: HardShelfComposer, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A frame with no product: a drawn texture filling a camera-sized frame, or a hard shelf left empty."""
+    if rng.random() < 0.4:
+        shelf = hard.compose(rng, products=False)
+        return shelf.image, shelf.boxes
+    width = int(rng.integers(480, 1281))
+    image = procedural_texture(rng, int(width * rng.uniform(0.5, 1.0)), width)
+    image, boxes, _ = camera(image, rng, np.zeros((0, 4), np.float32), [], 0.05)
+    return image, boxes
+
+
+def frame(
+    hard: HardShelfComposer, plain: ShelfComposer, rng: np.random.Generator, share: float, empty: float
+) -> tuple[np.ndarray, np.ndarray]:
+    draw = rng.random()
+    if draw < empty:
+        return empty_frame(hard, rng)
+    shelf = hard.compose(rng) if draw < empty + share * (1 - empty) else plain.compose(rng)
+    return shelf.image, shelf.boxes
+
+
+def write_shard(path: Path, hard: HardShelfComposer, plain: ShelfComposer, seed: int, share: float,
+                empty: float) -> None:  # fmt: skip
     rng = np.random.default_rng(seed)
     images = np.empty((SHARD, SIZE, SIZE, 3), np.uint8)
     boxes, offsets = [], [0]
     for i in range(SHARD):
-        shelf = hard.compose(rng) if rng.random() < share else plain.compose(rng, products=rng.random() > 0.03)
-        images[i], moved = letterbox(shelf.image, shelf.boxes, SIZE)
+        image, truth = frame(hard, plain, rng, share, empty)
+        images[i], moved = letterbox(image, truth, SIZE)
         boxes.append(moved)
         offsets.append(offsets[-1] + len(moved))
     flat = np.concatenate(boxes).astype(np.float32).reshape(-1, 4)
@@ -55,25 +76,21 @@ def write_shard(path: Path, hard: HardShelfComposer, plain: ShelfComposer, seed:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, required=True, help="folder with grocery-store/, kolektorsdd/, elpv-mono/")
+    parser.add_argument("--data", type=Path, required=True, help="folder with grocery-store/")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--count", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--split", choices=["train", "heldout"], default="train")
     parser.add_argument("--hard-share", type=float, default=0.75)
-    parser.add_argument(
-        "--no-textures",
-        action="store_true",
-        help="no KolektorSDD / ELPV photos (both CC BY-NC-SA 4.0): walls and clutter are drawn instead",
-    )
+    parser.add_argument("--empty-share", type=float, default=0.1, help="frames with no product at all")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    hard, plain = composers(args.data, args.split, not args.no_textures)
+    hard, plain = composers(args.data, args.split, args.seed)
     for k in range((args.count + SHARD - 1) // SHARD):
         path = args.out / f"shard-{args.seed * 1000 + k:06d}.npz"
-        write_shard(path, hard, plain, args.seed * 1000 + k, args.hard_share)
+        write_shard(path, hard, plain, args.seed * 1000 + k, args.hard_share, args.empty_share)
         print(f"{time.time() - start:7.1f}s wrote {path}", flush=True)
     return 0
 
