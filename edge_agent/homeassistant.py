@@ -170,7 +170,38 @@ def _sensor_entities(site: str, dev: str, name: str) -> list[Entity]:
                 "value_template": _pick(name, "value_json.data.score | round(3)"),
             },
         ),
+        (
+            "sensor",
+            f"{name}_anomaly_likelihood",
+            {
+                "name": f"{name} anomaly likelihood",
+                "state_topic": result_topic,
+                "state_class": "measurement",
+                "unit_of_measurement": "p",
+                "suggested_display_precision": 4,
+                "value_template": _pick(name, f"value_json.data.likelihood | round(4) if {_HAS} else this.state"),
+            },
+        ),
+        (
+            "binary_sensor",
+            f"{name}_anomaly_over_threshold",
+            {
+                "name": f"{name} window over threshold",
+                "state_topic": result_topic,
+                "device_class": "problem",
+                "value_template": _pick(name, f"'ON' if ({_OVER}) else 'OFF'"),
+            },
+        ),
     ]
+
+
+# A window over its threshold: the calibrated likelihood against its own where the result carries one
+# (the same meaning on every machine), else, for agents older than the likelihood, the raw score.
+_HAS = "value_json.data.likelihood is defined and value_json.data.likelihood is not none"
+_OVER = (
+    f"value_json.data.likelihood >= value_json.data.likelihood_threshold if {_HAS} "
+    "and value_json.data.likelihood_threshold is not none else value_json.data.score >= value_json.data.threshold"
+)
 
 
 def _defect_entities(site: str, dev: str, name: str) -> list[Entity]:

@@ -68,8 +68,9 @@ def test_each_job_has_its_entities(entities: dict[str, tuple[str, dict[str, Any]
         assert f"{pipeline}_latency_p95" in by_component["sensor"]
         assert f"{pipeline}_events" in by_component["event"]
     assert by_component["image"] == {"line1_snapshot_image", "aisle3_snapshot_image"}
-    assert {"pump_anomaly", "line1_last_item_failed"} <= by_component["binary_sensor"]
-    assert {"pump_anomaly_score", "line1_defect_rate", "aisle3_r1-s1_count"} <= by_component["sensor"]
+    assert {"pump_anomaly", "pump_anomaly_over_threshold", "line1_last_item_failed"} <= by_component["binary_sensor"]
+    assert {"pump_anomaly_score", "pump_anomaly_likelihood", "line1_defect_rate"} <= by_component["sensor"]
+    assert "aisle3_r1-s1_count" in by_component["sensor"]
     assert entities["line1_snapshot_image"][1]["image_topic"] == "edge/v1/demo-site/demo-device/defect/snapshot/+"
 
 
@@ -84,6 +85,23 @@ def test_templates_render_the_values_home_assistant_shows(entities: dict[str, tu
     assert render(entities["pump_anomaly"][1]["value_template"], other, state="ON") == "ON", "another pipeline's"
     shelf = {"pipeline": "aisle3", "data": {"zones": [{"zone": "r1-s1", "count": 4}, {"zone": "r2-s1", "count": 1}]}}
     assert render(entities["aisle3_r1-s1_count"][1]["value_template"], shelf) == "4"
+
+
+def test_sensor_alerts_follow_the_likelihood_and_fall_back_to_the_raw_score(
+    entities: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    over = entities["pump_anomaly_over_threshold"][1]["value_template"]
+    likelihood = entities["pump_anomaly_likelihood"][1]["value_template"]
+    calibrated = {"score": 5.0, "threshold": 1.5, "likelihood": 0.99, "likelihood_threshold": 0.999}
+    result = {"pipeline": "pump", "data": {"anomalous": False, **calibrated}}
+    assert render(over, result) == "OFF", "a raw score over its threshold does not alarm when the likelihood is calm"
+    assert render(likelihood, result) == "0.99"
+    result["data"]["likelihood"] = 0.9995
+    assert render(over, result) == "ON"
+    old = {"pipeline": "pump", "data": {"anomalous": False, "score": 2.0, "threshold": 1.5}}
+    assert render(over, old) == "ON", "an agent without the likelihood: the raw score against its threshold"
+    assert render(over, {**old, "data": {**old["data"], "score": 1.0}}) == "OFF"
+    assert render(likelihood, {**old, "data": {**old["data"], "likelihood": None}}, state="0.5") == "0.5"
 
 
 def test_event_entities_fire_with_a_documented_event_type(entities: dict[str, tuple[str, dict[str, Any]]]) -> None:

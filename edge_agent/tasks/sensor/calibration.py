@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edge_agent.errors import ManifestError
+from edge_agent.errors import DataError, ManifestError
 from edge_agent.tasks.sensor.gauss import isf, sf
 
 MIN_SPREAD = 0.1  # log units: errors within ~10% of their usual level are never surprising
@@ -27,6 +27,8 @@ FLOORED_LOWER = 1.0  # a channel with no normal error of its own: errors below i
 LOWER = 1e-3
 MIN_LEVEL_SPREAD = 0.05  # normalised units: a window mean within 5% of a channel's std of normal is never rare
 Z99 = 2.3263478740408408
+RECENT_LOWER = 1e-3  # a window exactly at its reference median
+MIN_COMPLETE = 50  # windows with every test needed to fit the recent test and the final map on them
 
 
 @dataclass
@@ -42,15 +44,26 @@ class Calibration:
     final_spread: float = 1.0
     level_loc: np.ndarray | None = None
     level_spread: np.ndarray | None = None
+    recent_loc: np.ndarray | None = None
+    recent_spread: np.ndarray | None = None
 
     def log_errors(self, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """N x C relative errors -> (N x C per-channel log errors, N joint log errors)."""
         clamped = np.maximum(errors, self.channel_lower)
         return np.log(clamped), np.log(clamped.mean(axis=1))
 
-    def statistic(self, errors: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    def statistic(
+        self, errors: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None
+    ) -> np.ndarray:
         """The combined z-score per window, before the final map."""
-        return self.statistic_of_logs(*self.log_errors(errors), levels)
+        return self.statistic_of_logs(*self.log_errors(errors), levels, recent)
+
+    def recent_z(self, recent: np.ndarray) -> np.ndarray | None:
+        """N x C z of the recent-change deviations (NaN, no reference yet: -inf), where the calibration has them."""
+        if self.recent_loc is None or self.recent_spread is None:
+            return None
+        z: np.ndarray = (np.log(np.maximum(recent, RECENT_LOWER)) - self.recent_loc) / self.recent_spread
+        return np.where(np.isnan(z), -np.inf, z)
 
     def level_z(self, levels: np.ndarray) -> np.ndarray | None:
         """N x C one-sided z of each window's mean level (two-sided tail), where the calibration has levels."""
@@ -60,13 +73,21 @@ class Calibration:
         return isf(np.minimum(two_sided, 1.0))
 
     def statistic_of_logs(
-        self, per_channel: np.ndarray, joint: np.ndarray, levels: np.ndarray | None = None
+        self,
+        per_channel: np.ndarray,
+        joint: np.ndarray,
+        levels: np.ndarray | None = None,
+        recent: np.ndarray | None = None,
     ) -> np.ndarray:
         z_joint = (joint - self.joint_loc) / self.joint_spread
         z_channels = (per_channel - self.channel_loc) / self.channel_spread
-        z_levels = self.level_z(levels) if levels is not None else None
-        if z_levels is not None:
-            z_channels = np.concatenate([z_channels, z_levels], axis=1)
+        extra = [
+            self.level_z(levels) if levels is not None else None,
+            self.recent_z(recent) if recent is not None else None,
+        ]
+        tests = [z for z in extra if z is not None]
+        if tests:
+            z_channels = np.concatenate([z_channels, *tests], axis=1)
         z_max = z_channels.max(axis=1)
         tests = z_channels.shape[1]
         if tests > 1:
@@ -75,17 +96,26 @@ class Calibration:
         combined: np.ndarray = np.maximum(z_joint, z_max)
         return combined
 
-    def z_of_logs(self, per_channel: np.ndarray, joint: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
-        out: np.ndarray = (self.statistic_of_logs(per_channel, joint, levels) - self.final_loc) / self.final_spread
+    def z_of_logs(
+        self,
+        per_channel: np.ndarray,
+        joint: np.ndarray,
+        levels: np.ndarray | None = None,
+        recent: np.ndarray | None = None,
+    ) -> np.ndarray:
+        statistic = self.statistic_of_logs(per_channel, joint, levels, recent)
+        out: np.ndarray = (statistic - self.final_loc) / self.final_spread
         return out
 
-    def z(self, errors: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    def z(self, errors: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None) -> np.ndarray:
         """Calibrated z per window: about N(0, 1) in its upper tail on normal data."""
-        return self.z_of_logs(*self.log_errors(errors), levels)
+        return self.z_of_logs(*self.log_errors(errors), levels, recent)
 
-    def likelihood(self, errors: np.ndarray, levels: np.ndarray | None = None) -> np.ndarray:
+    def likelihood(
+        self, errors: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None
+    ) -> np.ndarray:
         """P(a normal window scores lower than this one), per window, in [0, 1]."""
-        out: np.ndarray = 1.0 - sf(self.z(errors, levels))
+        out: np.ndarray = 1.0 - sf(self.z(errors, levels, recent))
         return out
 
     def to_manifest(self) -> dict[str, Any]:
@@ -98,6 +128,11 @@ class Calibration:
             **(
                 {"level_loc": _floats(self.level_loc), "level_spread": _floats(self.level_spread)}
                 if self.level_loc is not None and self.level_spread is not None
+                else {}
+            ),
+            **(
+                {"recent_loc": _floats(self.recent_loc), "recent_spread": _floats(self.recent_spread)}
+                if self.recent_loc is not None and self.recent_spread is not None
                 else {}
             ),
         }
@@ -114,9 +149,12 @@ def _location_spread(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return loc, spread
 
 
-def fit_calibration(errors: np.ndarray, floored: np.ndarray, levels: np.ndarray | None = None) -> Calibration:
+def fit_calibration(
+    errors: np.ndarray, floored: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None
+) -> Calibration:
     """Calibration from N x C relative errors of normal windows the model did not see (cross-fitted), and
-    optionally their N x C mean levels (normalised units), for the level test."""
+    optionally their N x C mean levels (normalised units), for the level test, and their recent-change
+    deviations (NaN where a window had no reference), for the recent-change detector."""
     lower = np.where(floored, FLOORED_LOWER, LOWER)
     base = Calibration(np.zeros(errors.shape[1]), np.ones(errors.shape[1]), lower, 0.0, 1.0)
     per_channel, joint = base.log_errors(errors)
@@ -126,11 +164,32 @@ def fit_calibration(errors: np.ndarray, floored: np.ndarray, levels: np.ndarray 
     if levels is not None:
         calibration.level_loc = np.median(levels, axis=0)
         calibration.level_spread = np.maximum(levels.std(axis=0), MIN_LEVEL_SPREAD)
-    t = calibration.statistic(errors, levels)
+    if recent is not None:
+        calibration.recent_loc, calibration.recent_spread = _recent_location_spread(recent)
+    t = calibration.statistic(errors, levels, recent)
+    if recent is not None:  # the final map on windows that had every test, where enough of them did
+        complete = ~np.isnan(recent).any(axis=1)
+        t = t[complete] if complete.sum() >= MIN_COMPLETE else t
     median = float(np.median(t))
     calibration.final_loc = median
     calibration.final_spread = max((float(np.quantile(t, 0.99)) - median) / Z99, MIN_SPREAD)
     return calibration
+
+
+def _recent_location_spread(recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    logs = np.log(np.maximum(recent, RECENT_LOWER))
+    locs, spreads = [], []
+    for column in logs.T:
+        known = column[~np.isnan(column)]
+        if len(known) < MIN_COMPLETE:
+            raise DataError(
+                f"{len(known)} normal windows have a whole reference before them for the recent-change test; "
+                f"at least {MIN_COMPLETE} are needed: give more normal data, a shorter --reference or --recent-test off"
+            )
+        loc, spread = _location_spread(known[:, None])
+        locs.append(loc[0])
+        spreads.append(spread[0])
+    return np.array(locs), np.array(spreads)
 
 
 def _pair(raw: Any, name: str) -> tuple[float, float]:
@@ -165,7 +224,12 @@ def parse_calibration(raw: Mapping[str, Any], channels: int) -> Calibration:
         calibration.level_loc, calibration.level_spread = (_vector(raw, k, channels) for k in LEVEL_FIELDS)
         if np.any(calibration.level_spread <= 0):
             raise ManifestError("params.calibration.level_spread values must be > 0")
+    if "recent_loc" in raw or "recent_spread" in raw:
+        calibration.recent_loc, calibration.recent_spread = (_vector(raw, k, channels) for k in RECENT_FIELDS)
+        if np.any(calibration.recent_spread <= 0):
+            raise ManifestError("params.calibration.recent_spread values must be > 0")
     return calibration
 
 
 LEVEL_FIELDS = ("level_loc", "level_spread")
+RECENT_FIELDS = ("recent_loc", "recent_spread")

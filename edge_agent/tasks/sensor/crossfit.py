@@ -48,9 +48,15 @@ def crossfit_errors(windows: np.ndarray, params: SensorParams, settings: TrainSe
 
 
 def calibrate_likelihood(
-    windows: np.ndarray, params: SensorParams, settings: TrainSettings, weights: Weights, level_test: bool = False
+    windows: np.ndarray,
+    params: SensorParams,
+    settings: TrainSettings,
+    weights: Weights,
+    level_test: bool = False,
+    recent: np.ndarray | None = None,
 ) -> LikelihoodFit:
-    """Fit the likelihood calibration on cross-fitted errors (training errors when the data are too few)."""
+    """Fit the likelihood calibration on cross-fitted errors (training errors when the data are too few), with
+    the recent-level deviations of the same windows when the model has that detector."""
     errors = crossfit_errors(windows, params, replace(settings, seed=settings.seed + 1))
     crossfitted = errors is not None
     if errors is None:
@@ -58,8 +64,9 @@ def calibrate_likelihood(
         errors = channel_errors(windows, weights.reconstruct(windows), params)
     floored = np.asarray(params.error_scale) <= ERROR_FLOOR
     levels = window_levels(windows) if level_test else None
-    calibration = fit_calibration(errors.astype(np.float64), floored, levels)
-    return LikelihoodFit(calibration, calibration.likelihood(errors.astype(np.float64), levels), crossfitted)
+    calibration = fit_calibration(errors.astype(np.float64), floored, levels, recent)
+    likelihood = calibration.likelihood(errors.astype(np.float64), levels, recent)
+    return LikelihoodFit(calibration, likelihood, crossfitted)
 
 
 def window_levels(windows: np.ndarray) -> np.ndarray:

@@ -67,6 +67,15 @@ def _parser() -> argparse.ArgumentParser:
         "--level-test", choices=("auto", "on", "off"), default="auto",
         help="also test each window's mean level against normal (shifts, drifts); auto = on for one channel",
     )  # fmt: skip
+    p.add_argument(
+        "--recent-test", choices=("auto", "on", "off"), default="auto",
+        help="also test the steps between samples against the median/MAD of the steps before them (level shifts, "
+        "spikes within the normal range); auto = on for one channel",
+    )  # fmt: skip
+    p.add_argument(
+        "--reference", default=None,
+        help="recent-change reference before each window: samples or a time (8h); None = 5 windows",
+    )  # fmt: skip
     p.add_argument("--name", default=None, help="model name; None = the folder name, lower-cased")
     p.add_argument("--version", default="1.0.0", help="model version")
     p.add_argument("--seed", type=int, default=0, help="seed of the MLP training")
@@ -91,7 +100,9 @@ def _durations(args: argparse.Namespace) -> str | None:
             parse_duration(value)
         except ValueError as exc:
             return f"{flag}: {exc}"
-    for flag, value in (("--window", args.window), ("--stride", args.stride)):
+    for flag, value in (("--window", args.window), ("--stride", args.stride), ("--reference", args.reference)):
+        if value is None:
+            continue
         try:
             if not value.isdigit():
                 parse_duration(value)
@@ -188,6 +199,8 @@ def options_for(args: argparse.Namespace, table: SensorTable) -> FitOptions:
         likelihood_threshold=args.likelihood_threshold,
         window_text=None if args.window.isdigit() else args.window,
         level_test=args.level_test,
+        recent_test=args.recent_test,
+        reference=samples_for(args.reference, period, "--reference") if args.reference is not None else None,
     )
 
 

@@ -13,8 +13,9 @@ from numpy.lib.stride_tricks import sliding_window_view
 from edge_agent.errors import DataError
 from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSpec, sha256_file, write_manifest
 from edge_agent.tasks.sensor import spacing
-from edge_agent.tasks.sensor.calibration import Calibration
+from edge_agent.tasks.sensor.calibration import MIN_COMPLETE, Calibration
 from edge_agent.tasks.sensor.crossfit import calibrate_likelihood
+from edge_agent.tasks.sensor.recent import HOLD, REFERENCE_WINDOWS, RecentSpec, series_deviation
 from edge_agent.tasks.sensor.scoring import DECODER, ERROR_FLOOR, SensorParams, channel_errors, window_scores
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
 
@@ -54,9 +55,14 @@ class FitOptions:
     likelihood_threshold: float = LIKELIHOOD_THRESHOLD
     window_text: str | None = None
     level_test: str = "auto"  # on, off, or auto: on for one channel, where the window model cannot see levels
+    recent_test: str = "auto"  # the recent-change detector: on, off, or auto (on for one channel)
+    reference: int | None = None  # its reference in samples; None = REFERENCE_WINDOWS windows
 
     def levels_for(self, channels: int) -> bool:
         return self.level_test == "on" or (self.level_test == "auto" and channels == 1)
+
+    def recent_for(self, channels: int) -> bool:
+        return self.recent_test == "on" or (self.recent_test == "auto" and channels == 1)
 
 
 @dataclass
@@ -148,15 +154,37 @@ def _constant_warnings(values: np.ndarray, channels: list[str]) -> list[str]:
     ]
 
 
-def training_windows(normalised: np.ndarray, timestamps: np.ndarray | None, size: int, period: float) -> np.ndarray:
-    """Every stride-1 window of the normal data that spans no gap in the timestamps."""
+def training_windows(
+    normalised: np.ndarray, timestamps: np.ndarray | None, size: int, period: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every stride-1 window of the normal data that spans no gap in the timestamps, and the mask that chose them."""
     windows = sliding(normalised, size)
     if timestamps is None:
-        return np.ascontiguousarray(windows)
+        return np.ascontiguousarray(windows), np.ones(len(windows), dtype=bool)
     mask = spacing.gap_free(timestamps, size, period)
     if not mask.any():
         raise DataError(f"every window of {size} samples spans a gap in the timestamps; give a shorter window")
-    return np.ascontiguousarray(windows[mask])
+    return np.ascontiguousarray(windows[mask]), mask
+
+
+def recent_spec(options: FitOptions, rows: int, warnings: list[str]) -> RecentSpec | None:
+    """The recent-change detector's reference, shortened so that at least half the normal windows have one."""
+    wanted = options.reference or REFERENCE_WINDOWS * options.window
+    fits = (rows - options.window + 1) // 2 - (HOLD - 1) * options.window
+    if fits < max(2, MIN_COMPLETE):
+        warnings.append(f"{rows} normal samples are too few for the recent-change test (reference {wanted}): left out")
+        return None
+    if wanted > fits:
+        warnings.append(f"recent-change reference shortened from {wanted} to {fits} samples (half the normal windows)")
+    return RecentSpec(min(wanted, fits))
+
+
+def recent_deviations(
+    normalised: np.ndarray, timestamps: np.ndarray | None, spec: RecentSpec, size: int, period: float
+) -> np.ndarray:
+    """Recent-level deviation of every stride-1 window (NaN where its reference is incomplete or spans a gap)."""
+    valid = spacing.gap_free(timestamps, spec.span(size), period) if timestamps is not None else None
+    return series_deviation(normalised.astype(np.float64), size, spec, valid)
 
 
 def fit_arrays(
@@ -179,25 +207,32 @@ def fit_arrays(
     period = found.period_s if found is not None else 0.0
     mean, std = normalisation(values)
     normalised = ((values - mean) / std).astype(np.float32)
-    windows = training_windows(normalised, timestamps, options.window, period)
+    windows, chosen = training_windows(normalised, timestamps, options.window, period)
+    spec = recent_spec(options, len(values), warnings) if options.recent_for(len(channels)) else None
+    recent = recent_deviations(normalised, timestamps, spec, options.window, period)[chosen] if spec else None
     base = SensorParams(options.window, options.stride, tuple(channels), mean, std, np.ones(len(channels), np.float32))
     logger.info("fitting %s autoencoder on %d windows of %s", options.train.architecture, len(windows), source)
     weights = train_autoencoder(windows, options.train)
     params, threshold, scores = calibrate(weights, windows, base, options)
-    likelihood_fit = calibrate_likelihood(windows, params, options.train, weights, options.levels_for(len(channels)))
+    levels = options.levels_for(len(channels))
+    likelihood_fit = calibrate_likelihood(windows, params, options.train, weights, levels, recent)
     for message in warnings:
         logger.warning("%s", message)
     files = export_all(weights, directory, windows, tflite=options.tflite)
     manifest = build_manifest(options, params, threshold, files, directory, len(values), source)
-    manifest = with_run_settings(manifest, likelihood_fit.calibration, period, options)
+    manifest = with_run_settings(manifest, likelihood_fit.calibration, period, options, spec)
     write_manifest(directory, manifest)
     return FitResult(directory, manifest, weights, params, scores, files, warnings, likelihood_fit.likelihood)
 
 
-def with_run_settings(manifest: Manifest, calibration: Calibration, period: float, options: FitOptions) -> Manifest:
-    """Add the likelihood calibration, the sample period and the debounce settings to the manifest."""
+def with_run_settings(
+    manifest: Manifest, calibration: Calibration, period: float, options: FitOptions, recent: RecentSpec | None = None
+) -> Manifest:
+    """Add the likelihood calibration, the sample period, the recent-change reference and the debounce settings."""
     params = dict(manifest.params)
     params["calibration"] = calibration.to_manifest()
+    if recent is not None:
+        params["recent"] = recent.to_manifest()
     if period > 0:
         params["sampling"] = {"period_s": float(f"{period:.6g}"), "gap_factor": spacing.GAP_FACTOR}
     params["decision"] = options.debounce.to_manifest()
@@ -226,6 +261,7 @@ def build_manifest(
         "margin": options.margin,
         "normal_rows": rows,
         "level_test": options.levels_for(len(params.channels)),
+        "recent_test": options.recent_for(len(params.channels)),
         "source": source,
         **({"window": options.window_text} if options.window_text else {}),
     }

@@ -18,6 +18,7 @@ from edge_agent.tasks.sensor.calibration import Calibration, parse_calibration
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
 from edge_agent.tasks.sensor.decision import DecisionSettings
 from edge_agent.tasks.sensor.gauss import isf
+from edge_agent.tasks.sensor.recent import RecentSpec, parse_recent
 from edge_agent.tasks.sensor.scoring import DECODER, SensorParams, parse_params
 
 DEFAULT_LIKELIHOOD = 0.999
@@ -34,6 +35,7 @@ class SensorSettings:
     likelihood_threshold: float
     decision: DecisionSettings
     period_s: float | None
+    recent: RecentSpec | None = None
 
 
 def _config_error(field: str, message: str, hint: str) -> ConfigError:
@@ -120,4 +122,11 @@ def sensor_settings(config: SensorAnomalyTaskConfig, manifest: Manifest) -> Sens
     decision = DecisionSettings(
         threshold, config.clear_ratio, config.min_windows, config.clear_windows, config.top_channels, min_s, clear_s
     )
-    return SensorSettings(params, calibration, decide_on, score_threshold, likelihood_threshold, decision, period)
+    recent = parse_recent(manifest.params.get("recent"))
+    if recent is not None and (calibration is None or calibration.recent_loc is None):
+        raise ManifestError(
+            f"model {name!r}: params.recent needs params.calibration.recent_loc/recent_spread; refit it"
+        )
+    return SensorSettings(
+        params, calibration, decide_on, score_threshold, likelihood_threshold, decision, period, recent
+    )

@@ -18,6 +18,7 @@ from edge_agent.tasks.sensor.adaptation import Adapter, BatchStats
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
 from edge_agent.tasks.sensor.decision import HysteresisDecider, Transition
 from edge_agent.tasks.sensor.gauss import isf, sf
+from edge_agent.tasks.sensor.recent import RecentTracker
 from edge_agent.tasks.sensor.scoring import SensorParams, by_channel, channel_errors, frozen_channels, normalise_into
 from edge_agent.tasks.sensor.settings import SensorSettings, sensor_settings
 from edge_agent.tasks.sensor.spacing import GapCheck
@@ -63,6 +64,11 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         self.adapter = Adapter(self.params, self.calibration, config.adapt)
         max_gap = config.max_gap if config.max_gap is not None else max(3.0, self.params.size / 4)
         self.gaps = GapCheck(self.params.size, self.settings.period_s, max_gap, context.pipeline)
+        recent = self.settings.recent
+        self.recent = (
+            RecentTracker(recent, self.params.size, self.params.stride, len(self.params.channels)) if recent else None
+        )
+        self._fit_mean = self.params.mean.copy()  # the recent-change test works on raw / std, unmoved by adaptation
         self.subject = config.subject or context.pipeline
         self.metrics = metrics if metrics is not None else context.metrics
         shape = (self.max_batch, self.params.size, len(self.params.channels))
@@ -104,8 +110,8 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
             # A stuck channel alone lifts its window to twice the threshold, and is named as the cause.
             errors[frozen] = np.maximum(errors[frozen], 2.0 * self.threshold * errors.shape[1])
         scores = errors.mean(axis=1)
-        likelihood, values = self._calibrated(errors, scores, items)
         gaps = self._gaps(items)
+        likelihood, values = self._calibrated(errors, scores, items, gaps)
         tops = self._tops(errors)
         lk = likelihood.tolist() if likelihood is not None else [None] * len(items)
         return [
@@ -114,14 +120,18 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         ]
 
     def _calibrated(
-        self, errors: np.ndarray, scores: np.ndarray, items: Sequence[Item]
+        self, errors: np.ndarray, scores: np.ndarray, items: Sequence[Item], gaps: np.ndarray
     ) -> tuple[np.ndarray | None, np.ndarray]:
         """Likelihood per window and the value the state follows (calibrated z or the raw score)."""
         if self.calibration is None:
             return None, scores
         per_channel, joint = self.calibration.log_errors(errors.astype(np.float64))
         levels = by_channel(self._inputs).mean(axis=2).astype(np.float64)
-        z = self.calibration.z_of_logs(per_channel, joint, levels)
+        recent = None
+        if self.recent is not None:
+            shift = (self.params.mean - self._fit_mean) / self.params.std  # undo adaptation's moves of the mean
+            recent = self.recent.score(self._inputs.astype(np.float64) + shift, gaps)
+        z = self.calibration.z_of_logs(per_channel, joint, levels, recent)
         if self.adapter.active:
             means = self.params.mean + self.params.std * levels
             ends = np.array([_end(item) for item in items])
@@ -217,6 +227,8 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         if transition is not None:
             self._held.append(self._event(transition))
         self.adapter.rebaseline(duration_s)
+        if self.recent is not None:
+            self.recent.reset()  # the recent-change reference restarts from the data after maintenance
         logger.info("%s: relearning the normal levels over the next %.0f s", self.context.pipeline, duration_s)
         return f"relearning the normal levels over the next {duration_s:g} s (alarms held)"
 
@@ -233,6 +245,8 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         finally:
             self.gaps.measured_s = measured  # the check's window says nothing about the stream
             self.adapter.observe(None)
+            if self.recent is not None:
+                self.recent.reset()
         if not np.isfinite(decoded.score) or (decoded.likelihood is not None and not np.isfinite(decoded.likelihood)):
             raise ManifestError(f"model {self.model.manifest.name!r} scores a normal window as {decoded.score}")
 

@@ -1,0 +1,161 @@
+"""The recent-change detector: steps between samples against the median/MAD of the steps just before them.
+
+The window model compares a window with the normal data of the fit; a level shift or a spike that
+stays inside the normal range, on a series whose level wanders (CPU load, traffic, a daily cycle), is
+hard for it to see early. This detector works on first differences, which a daily cycle or a slow
+wander barely moves but a level shift or a spike moves at once: per channel, the largest
+|step - median| over the last HOLD windows, divided by 1.4826 MAD of the `reference` steps before
+them (in units of the channel's normal std, the scale floored). Its log is calibrated on the normal
+fit data like the reconstruction errors, so it joins the likelihood as one more test per channel.
+A step stays in view for HOLD windows, longer than the default debounce of one window span.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from edge_agent.errors import ManifestError
+
+MAD_SCALE = 1.4826  # MAD -> std for normal data
+FLOOR = 0.05  # normalised units: a reference that sits still has at least 5% of the normal std as its scale
+CHUNK = 2048  # windows per block at fit, to bound the memory of the segment copies
+REFERENCE_WINDOWS = 5  # default reference: five window lengths of steps before the tested ones
+HOLD = 2  # windows of steps tested: a step stays in view this many window spans
+
+
+@dataclass(frozen=True)
+class RecentSpec:
+    """How many samples before the tested stretch form its reference, and the floor of the reference's scale."""
+
+    reference: int
+    floor: float = FLOOR
+
+    def span(self, size: int) -> int:
+        """Samples a window's test needs: the reference, then HOLD windows ending with the window."""
+        return self.reference + HOLD * size
+
+    def to_manifest(self) -> dict[str, Any]:
+        return {"reference": self.reference, "floor": self.floor}
+
+
+def parse_recent(raw: Any) -> RecentSpec | None:
+    """params.recent of a manifest, or None when the model has no recent-change detector."""
+    if raw is None:
+        return None
+    try:
+        assert isinstance(raw, Mapping)
+        spec = RecentSpec(int(raw["reference"]), float(raw.get("floor", FLOOR)))
+    except (AssertionError, KeyError, TypeError, ValueError) as exc:
+        raise ManifestError("params.recent must be {reference: samples >= 3, floor: number > 0}") from exc
+    if spec.reference < 3 or not spec.floor > 0:
+        raise ManifestError(f"params.recent must have reference >= 3 and floor > 0, got {dict(raw)}")
+    return spec
+
+
+def deviation(segments: np.ndarray, reference: int, floor: float) -> np.ndarray:
+    """N x C: largest |step - median| of the tested steps over 1.4826 MAD of the reference steps, per segment
+    (N x C x span samples: the reference, then the tested stretch)."""
+    steps = np.diff(segments, axis=2)
+    before, tested = steps[..., : reference - 1], steps[..., reference - 1 :]
+    median = np.median(before, axis=2)
+    spread = np.median(np.abs(before - median[..., None]), axis=2)
+    scale = np.maximum(MAD_SCALE * spread, floor)
+    out: np.ndarray = np.abs(tested - median[..., None]).max(axis=2) / scale
+    return out
+
+
+def series_deviation(series: np.ndarray, size: int, spec: RecentSpec, valid: np.ndarray | None = None) -> np.ndarray:
+    """Deviation of every stride-1 window of a normalised series (L x C), NaN where the span is incomplete.
+
+    `valid` marks the stretches of span samples (by first sample) that hold no gap; the others are NaN too.
+    """
+    count = len(series) - size + 1
+    out = np.full((max(count, 0), series.shape[1]), np.nan)
+    span = spec.span(size)
+    first_scored = span - size  # window k ends at k + size - 1; its span starts at k + size - span
+    if count <= first_scored:
+        return out
+    segments = sliding_window_view(series, span, axis=0)  # (L-span+1) x C x span
+    for first in range(first_scored, count, CHUNK):
+        last = min(count, first + CHUNK)
+        out[first:last] = deviation(segments[first - first_scored : last - first_scored], spec.reference, spec.floor)
+    if valid is not None:
+        usable = np.zeros(count, dtype=bool)
+        usable[first_scored:] = valid[: count - first_scored]
+        out[~usable] = np.nan
+    return out
+
+
+class RecentTracker:
+    """The device side: keeps the last span of samples of the stream and scores each window.
+
+    Windows are taken as consecutive when their overlap matches the previous window's (stride below
+    the window) or when no gap lies between them; a gap, or a window that does not follow on, starts
+    the reference over, so data from both sides of a gap are never compared.
+    """
+
+    def __init__(self, spec: RecentSpec, size: int, stride: int, channels: int) -> None:
+        self.spec = spec
+        self.size = size
+        self.stride = stride
+        self._history = np.zeros((0, channels))
+        self._last: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self._history = self._history[:0]
+        self._last = None
+
+    def _follows(self, scaled: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """Per window: does it follow on from the one before it (the last of the previous batch for the first)?"""
+        follows = ~gaps
+        overlap = self.size - self.stride
+        if overlap <= 0:
+            follows[0] &= self._last is not None
+            return follows
+        previous = np.concatenate([self._last[None] if self._last is not None else scaled[:1] * np.nan, scaled[:-1]])
+        same = np.isclose(previous[:, self.stride :], scaled[:, :overlap], rtol=1e-4, atol=1e-4).all(axis=(1, 2))
+        follows &= same
+        return follows
+
+    def score(self, scaled: np.ndarray, gaps: np.ndarray) -> np.ndarray:
+        """N x C deviations of a batch of windows (N x T x C, in units of each channel's normal std), NaN until
+        a whole reference is known; windows flagged in `gaps` are not scored and restart the reference."""
+        follows = self._follows(scaled, gaps)
+        out = np.full(scaled.shape[0:1] + scaled.shape[2:], np.nan)
+        rows: list[np.ndarray] = [self._history]
+        ends: list[tuple[int, int]] = []  # (window, where it ends in the rows of this run)
+        length = len(self._history)
+        for i in range(len(scaled)):
+            joined = bool(follows[i]) and length > 0
+            if not joined:  # a new run: score the one before, start the reference over
+                self._score_run(rows, ends, scaled, out)
+                rows, ends, length = [], [], 0
+            if gaps[i]:
+                continue
+            new = scaled[i, -min(self.stride, self.size) :] if joined else scaled[i]
+            rows.append(new)
+            length += len(new)
+            ends.append((i, length))
+        self._history = self._score_run(rows, ends, scaled, out)
+        self._last = None if gaps[-1] else scaled[-1].copy()
+        return out
+
+    def _score_run(
+        self, rows: list[np.ndarray], ends: list[tuple[int, int]], scaled: np.ndarray, out: np.ndarray
+    ) -> np.ndarray:
+        """Score the windows of one run of consecutive windows into `out`; returns the samples to keep."""
+        need = self.spec.span(self.size)
+        series = np.concatenate(rows) if rows else self._history[:0]
+        ready = [(i, end) for i, end in ends if end >= need]
+        if ready:
+            index = np.array([i for i, _ in ready])
+            picks = np.array([end for _, end in ready]) - need
+            segments = sliding_window_view(series, need, axis=0)[picks]
+            out[index] = deviation(segments, self.spec.reference, self.spec.floor)
+        kept: np.ndarray = series[-need:].copy()
+        return kept
