@@ -15,7 +15,7 @@ from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSp
 from edge_agent.tasks.sensor import spacing
 from edge_agent.tasks.sensor.calibration import MIN_COMPLETE, Calibration
 from edge_agent.tasks.sensor.crossfit import calibrate_likelihood
-from edge_agent.tasks.sensor.recent import HOLD, REFERENCE_WINDOWS, RecentSpec, series_deviation
+from edge_agent.tasks.sensor.recent import HOLD, REFERENCE_WINDOWS, RecentSpec, series_deviation, step_floor
 from edge_agent.tasks.sensor.scoring import DECODER, ERROR_FLOOR, SensorParams, channel_errors, window_scores
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
 
@@ -167,8 +167,9 @@ def training_windows(
     return np.ascontiguousarray(windows[mask]), mask
 
 
-def recent_spec(options: FitOptions, rows: int, warnings: list[str]) -> RecentSpec | None:
+def recent_spec(options: FitOptions, normalised: np.ndarray, warnings: list[str]) -> RecentSpec | None:
     """The recent-change detector's reference, shortened so that at least half the normal windows have one."""
+    rows = len(normalised)
     wanted = options.reference or REFERENCE_WINDOWS * options.window
     fits = (rows - options.window + 1) // 2 - (HOLD - 1) * options.window
     if fits < max(2, MIN_COMPLETE):
@@ -176,7 +177,7 @@ def recent_spec(options: FitOptions, rows: int, warnings: list[str]) -> RecentSp
         return None
     if wanted > fits:
         warnings.append(f"recent-change reference shortened from {wanted} to {fits} samples (half the normal windows)")
-    return RecentSpec(min(wanted, fits))
+    return RecentSpec(min(wanted, fits), step_floor(normalised))
 
 
 def recent_deviations(
@@ -208,7 +209,7 @@ def fit_arrays(
     mean, std = normalisation(values)
     normalised = ((values - mean) / std).astype(np.float32)
     windows, chosen = training_windows(normalised, timestamps, options.window, period)
-    spec = recent_spec(options, len(values), warnings) if options.recent_for(len(channels)) else None
+    spec = recent_spec(options, normalised, warnings) if options.recent_for(len(channels)) else None
     recent = recent_deviations(normalised, timestamps, spec, options.window, period)[chosen] if spec else None
     base = SensorParams(options.window, options.stride, tuple(channels), mean, std, np.ones(len(channels), np.float32))
     logger.info("fitting %s autoencoder on %d windows of %s", options.train.architecture, len(windows), source)

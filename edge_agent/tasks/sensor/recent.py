@@ -23,6 +23,8 @@ from edge_agent.errors import ManifestError
 
 MAD_SCALE = 1.4826  # MAD -> std for normal data
 FLOOR = 0.05  # normalised units: a reference that sits still has at least 5% of the normal std as its scale
+STEP_FLOOR = 0.5  # and at least half the steps' spread over the whole normal data: a calm stretch's small MAD
+# would otherwise make an ordinary step look rare (measured: 1% of normal windows over 0.999 instead of 0.1%)
 CHUNK = 2048  # windows per block at fit, to bound the memory of the segment copies
 REFERENCE_WINDOWS = 5  # default reference: five window lengths of steps before the tested ones
 HOLD = 2  # windows of steps tested: a step stays in view this many window spans
@@ -30,17 +32,17 @@ HOLD = 2  # windows of steps tested: a step stays in view this many window spans
 
 @dataclass(frozen=True)
 class RecentSpec:
-    """How many samples before the tested stretch form its reference, and the floor of the reference's scale."""
+    """How many samples before the tested stretch form its reference, and the floor of its scale per channel."""
 
     reference: int
-    floor: float = FLOOR
+    floor: tuple[float, ...] = (FLOOR,)
 
     def span(self, size: int) -> int:
         """Samples a window's test needs: the reference, then HOLD windows ending with the window."""
         return self.reference + HOLD * size
 
     def to_manifest(self) -> dict[str, Any]:
-        return {"reference": self.reference, "floor": self.floor}
+        return {"reference": self.reference, "floor": [float(f"{v:.6g}") for v in self.floor]}
 
 
 def parse_recent(raw: Any) -> RecentSpec | None:
@@ -49,22 +51,30 @@ def parse_recent(raw: Any) -> RecentSpec | None:
         return None
     try:
         assert isinstance(raw, Mapping)
-        spec = RecentSpec(int(raw["reference"]), float(raw.get("floor", FLOOR)))
+        floor = raw.get("floor", FLOOR)
+        spec = RecentSpec(int(raw["reference"]), tuple(float(v) for v in np.atleast_1d(np.asarray(floor))))
     except (AssertionError, KeyError, TypeError, ValueError) as exc:
-        raise ManifestError("params.recent must be {reference: samples >= 3, floor: number > 0}") from exc
-    if spec.reference < 3 or not spec.floor > 0:
+        raise ManifestError("params.recent must be {reference: samples >= 3, floor: numbers > 0}") from exc
+    if spec.reference < 3 or not all(v > 0 and np.isfinite(v) for v in spec.floor):
         raise ManifestError(f"params.recent must have reference >= 3 and floor > 0, got {dict(raw)}")
     return spec
 
 
-def deviation(segments: np.ndarray, reference: int, floor: float) -> np.ndarray:
+def step_floor(normalised: np.ndarray) -> tuple[float, ...]:
+    """Per channel: the scale floor of a normal series (L x C), from the spread of all its steps."""
+    steps = np.diff(normalised, axis=0)
+    spread = MAD_SCALE * np.median(np.abs(steps - np.median(steps, axis=0)), axis=0)
+    return tuple(float(v) for v in np.maximum(STEP_FLOOR * spread, FLOOR))
+
+
+def deviation(segments: np.ndarray, reference: int, floor: tuple[float, ...]) -> np.ndarray:
     """N x C: largest |step - median| of the tested steps over 1.4826 MAD of the reference steps, per segment
     (N x C x span samples: the reference, then the tested stretch)."""
     steps = np.diff(segments, axis=2)
     before, tested = steps[..., : reference - 1], steps[..., reference - 1 :]
     median = np.median(before, axis=2)
     spread = np.median(np.abs(before - median[..., None]), axis=2)
-    scale = np.maximum(MAD_SCALE * spread, floor)
+    scale = np.maximum(MAD_SCALE * spread, np.asarray(floor))
     out: np.ndarray = np.abs(tested - median[..., None]).max(axis=2) / scale
     return out
 
