@@ -15,7 +15,7 @@ from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSp
 from edge_agent.tasks.sensor import spacing
 from edge_agent.tasks.sensor.calibration import MIN_COMPLETE, Calibration
 from edge_agent.tasks.sensor.crossfit import calibrate_likelihood
-from edge_agent.tasks.sensor.recent import HOLD, REFERENCE_WINDOWS, RecentSpec, series_deviation, step_floor
+from edge_agent.tasks.sensor.recent import HOLD, REFERENCE_WINDOWS, RecentSpec, fitted_spec, series_deviation
 from edge_agent.tasks.sensor.scoring import DECODER, ERROR_FLOOR, SensorParams, channel_errors, window_scores
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
 
@@ -177,7 +177,7 @@ def recent_spec(options: FitOptions, normalised: np.ndarray, warnings: list[str]
         return None
     if wanted > fits:
         warnings.append(f"recent-change reference shortened from {wanted} to {fits} samples (half the normal windows)")
-    return RecentSpec(min(wanted, fits), step_floor(normalised))
+    return fitted_spec(normalised, min(wanted, fits))
 
 
 def recent_deviations(
