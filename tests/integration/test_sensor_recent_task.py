@@ -95,3 +95,13 @@ def test_gaps_neither_break_the_detector_nor_raise_alarms(models: dict[str, Path
     gappy = SensorTable(table.timestamps[keep], table.values[keep], table.channels)
     likelihood, predicted = likelihoods(models["default"], gappy)
     assert np.isfinite(likelihood).all() and predicted.sum() == 0
+
+
+def test_windows_further_apart_than_their_length_turn_the_detector_off(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    csv = write_sensor_csv(tmp_path / "normal.csv", wandering(864, seed=1))
+    assert fit.main(["--normal", str(csv), "--out", str(tmp_path / "m"), "--stride", "30"]) == 0
+    with caplog.at_level("WARNING", logger="edge_agent.tasks.sensor.task"):
+        task = make_task(tmp_path / "m", "onnx-int8", CONFIG)
+    assert task.recent is None and "the recent-change test is off" in caplog.text

@@ -64,10 +64,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         self.adapter = Adapter(self.params, self.calibration, config.adapt)
         max_gap = config.max_gap if config.max_gap is not None else max(3.0, self.params.size / 4)
         self.gaps = GapCheck(self.params.size, self.settings.period_s, max_gap, context.pipeline)
-        recent = self.settings.recent
-        self.recent = (
-            RecentTracker(recent, self.params.size, self.params.stride, len(self.params.channels)) if recent else None
-        )
+        self.recent = self._recent_tracker(context.pipeline)
         self._fit_mean = self.params.mean.copy()  # the recent-change test works on raw / std, unmoved by adaptation
         self.subject = config.subject or context.pipeline
         self.metrics = metrics if metrics is not None else context.metrics
@@ -75,6 +72,19 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         self._buffer = np.zeros(shape, dtype=np.float32)
         self._inputs = self._buffer[:0]
         self._held: list[EventDraft] = []
+
+    def _recent_tracker(self, pipeline: str) -> RecentTracker | None:
+        """The recent-change test needs every sample: with windows further apart than their length it is off."""
+        spec, size, stride = self.settings.recent, self.params.size, self.params.stride
+        if spec is None:
+            return None
+        if stride > size:
+            logger.warning(
+                "%s: windows every %d samples skip samples between windows of %d: the recent-change test is off "
+                "(set a stride <= the window)", pipeline, stride, size,
+            )  # fmt: skip
+            return None
+        return RecentTracker(spec, size, stride, len(self.params.channels))
 
     @property
     def threshold(self) -> float:
