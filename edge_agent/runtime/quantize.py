@@ -51,11 +51,14 @@ def quantize_onnx(
     method: str = "minmax",
     activations: str = "uint8",
     preprocess: bool = True,
+    moving_average: bool = False,
 ) -> None:
     """Write a static QDQ int8 copy of `fp32_path` calibrated on `calibration` (one array per batch).
 
     `activations` "uint8" (U8S8, the default, see the module notes) or "int8" (S8S8); `preprocess` False when
-    the caller has already run onnxruntime's quantization pre-processing (e.g. to pick nodes to exclude).
+    the caller has already run onnxruntime's quantization pre-processing (e.g. to pick nodes to exclude);
+    `moving_average` (minmax only) takes each activation's range as a running average of the per-batch ranges
+    instead of the extremes over all batches, so one outlier frame does not cost every other frame its precision.
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -90,7 +93,7 @@ def quantize_onnx(
             reduce_range=True,
             nodes_to_exclude=list(exclude_nodes),
             calibrate_method=methods[method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
+            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibMovingAverage": moving_average},
         )
     finally:
         if source == prepared:

@@ -93,3 +93,23 @@ def test_quantize_helper_writes_int8_variant(model_dir: Path) -> None:
     loaded = load_model(model_dir, "onnx-int8-b", OnnxRuntimeConfig())
     out = loaded.runtime.run(calib[:1])[0]
     assert out.shape == (1, 4) and abs(float(out.sum()) - 1.0) < 0.05
+
+
+def test_moving_average_calibration_keeps_one_outlier_frame_from_widening_the_input_range(model_dir: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from edge_agent.runtime.quantize import quantize_onnx
+
+    calib = [np.random.default_rng(i).uniform(-1, 1, (1, 3, 32, 32)).astype(np.float32) for i in range(16)]
+    calib[0] = calib[0] * 50  # one frame far outside the others
+    scales = []
+    for moving in (False, True):
+        out = model_dir / f"mavg-{moving}.onnx"
+        quantize_onnx(model_dir / "model.fp32.onnx", out, calib, "image", moving_average=moving)
+        graph = onnx.load(str(out)).graph
+        first = next(n for n in graph.node if n.op_type == "QuantizeLinear" and n.input[0] == "image")
+        scale = next(t for t in graph.initializer if t.name == first.input[1])
+        scales.append(float(numpy_helper.to_array(scale)))
+    extremes, averaged = scales
+    assert averaged < extremes / 5
