@@ -62,6 +62,8 @@ def test_one_channel_models_have_the_detector_by_default(models: dict[str, Path]
     assert params["recent"]["reference"] == 100 and params["fit"]["recent_test"] is True
     assert len(params["calibration"]["recent_loc"]) == 1
     assert "recent" not in load_manifest(models["off"]).params
+    assert "Recent-change test" in (models["default"] / "MODEL_CARD.md").read_text()
+    assert "Recent-change test" not in (models["off"] / "MODEL_CARD.md").read_text()
 
 
 def test_a_threshold_of_0_99_gives_about_1_percent_on_normal_data(models: dict[str, Path]) -> None:

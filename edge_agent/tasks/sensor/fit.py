@@ -15,6 +15,7 @@ import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -157,6 +158,7 @@ def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
             f"expected to score lower, calibrated on normal windows each scored by a network fitted without them; "
             f"threshold {m.thresholds['likelihood']} (about {100 * (1 - m.thresholds['likelihood']):.2g}% of normal "
             "windows pass it). A single channel far outside its normal range is enough to raise it.",
+            *_recent_line(m.params),
             *(f"- Warning: {w}" for w in result.warnings),
             "",
             "Where it fails: behaviour absent from the normal data (a new product, a new load range, a season) "
@@ -165,6 +167,18 @@ def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
             "",
         ]
     )
+
+
+def _recent_line(params: dict[str, Any]) -> list[str]:
+    recent = params.get("recent")
+    if not isinstance(recent, dict):
+        return []
+    return [
+        f"- Recent-change test (in the likelihood): the largest step between samples over the last two windows "
+        f"against the typical step of the {recent['reference']} samples before them, so a level shift or a spike "
+        "inside the normal range is seen within a window; a single step larger than any in the normal data is "
+        "enough to raise it."
+    ]
 
 
 def _latent(args: argparse.Namespace, window: int, table: SensorTable) -> int:
