@@ -132,7 +132,9 @@ def test_a_fitted_model_judges_the_demo_parts_through_edge_agent_run(
     assert len([p for p in good if p in failed]) <= 1, failed
 
 
-def test_check_refuses_a_model_whose_memory_bank_was_changed(fitted: tuple[Path, Path, str], tmp_path: Path) -> None:
+def test_check_refuses_a_model_whose_memory_bank_or_cell_statistics_were_changed(
+    fitted: tuple[Path, Path, str], tmp_path: Path
+) -> None:
     import shutil
 
     from edge_agent.check import check_config
@@ -148,6 +150,12 @@ def test_check_refuses_a_model_whose_memory_bank_was_changed(fitted: tuple[Path,
     bank = model / "memory_bank_onnx-int8.npy"
     np.save(bank, np.load(bank) + 1.0)
     with pytest.raises(ConfigError, match=r"memory_bank_onnx-int8\.npy: sha256"):
+        check_config(config)
+    shutil.copyfile(out / "memory_bank_onnx-int8.npy", model / "memory_bank_onnx-int8.npy")
+    check_config(config)
+    cells = model / "cell_stats_onnx-int8.npy"
+    np.save(cells, np.load(cells) * 2.0)
+    with pytest.raises(ConfigError, match=r"cell_stats_onnx-int8\.npy: sha256"):
         check_config(config)
 
 

@@ -12,7 +12,8 @@ import pytest
 from edge_agent.errors import ModelError
 from edge_agent.runtime import backbone
 from edge_agent.tasks.defect.coreset import greedy_coreset
-from edge_agent.tasks.defect.patches import embed, nearest_distance
+from edge_agent.tasks.defect.patches import cell_stats, embed, nearest_distance, normalise
+from edge_agent.tasks.defect.patchfit import nested_scores
 
 pytest.importorskip("tflite2onnx", reason="cutting the backbone needs the fit extra")
 TAPS = ["features_s8", "features_s16"]
@@ -100,3 +101,37 @@ def test_embed_puts_both_layers_on_the_stride_8_grid() -> None:
     maps = [np.ones((1, 6, 4, 32), np.float32), np.ones((1, 3, 2, 96), np.float32)]
     out = embed(maps, np.array([1.0, 2.0], np.float32))
     assert out.shape == (24, 128) and np.allclose(out[:, :32], 1.0) and np.allclose(out[:, 32:], 2.0)
+
+
+def _good_maps(n: int = 200) -> np.ndarray:
+    """Distance maps of good parts whose border cells always lie a little far from the bank, and vary more."""
+    rng = np.random.default_rng(1)
+    maps = rng.normal(1.0, 0.05, size=(n, 12, 8)).astype(np.float32)
+    maps[:, 0, :] = rng.normal(1.6, 0.2, size=(n, 8))
+    return maps
+
+
+def test_a_defect_in_the_middle_outranks_a_border_that_is_always_far_from_the_bank() -> None:
+    cells = cell_stats(_good_maps())
+    good_border = np.full((12, 8), 1.0, np.float32)
+    good_border[0, 3] = 1.9  # a good part at its usual border distance, a little high
+    defect = np.full((12, 8), 1.0, np.float32)
+    defect[6, 4] = 1.4  # a clear step in the middle, still below the raw border value
+    assert good_border.max() > defect.max()  # raw distances rank them the wrong way round
+    assert normalise(defect, cells).max() > 2 * normalise(good_border, cells).max()
+
+
+def test_cell_statistics_of_few_images_are_pulled_toward_the_whole_map() -> None:
+    maps = _good_maps(4)
+    maps[:, 5, 5] = 1.0  # four identical values would give a spread of zero on their own
+    cells = cell_stats(maps)
+    assert cells[1, 5, 5] > 0.5 * float(maps.std()) and np.isfinite(normalise(maps, cells)).all()
+
+
+def test_nested_scores_judge_each_fold_with_statistics_that_did_not_see_it() -> None:
+    maps = _good_maps(100)
+    folds = np.arange(100) % 5
+    maps[folds == 0, 6, 4] = 3.0  # one fold shows a spot no other fold shows
+    scores = nested_scores(maps, folds)
+    in_sample = normalise(maps, cell_stats(maps)).reshape(100, -1).max(axis=1)
+    assert scores[folds == 0].min() > 10 and in_sample[folds == 0].max() < scores[folds == 0].min()

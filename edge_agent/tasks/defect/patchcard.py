@@ -72,8 +72,9 @@ def card_text(manifest: Manifest, record: FitRecord) -> str:
         f" {backbone['licence']}, {backbone['source']}) cut at strides 8 and 16 ({', '.join(backbone['taps'])}),"
         " averaged over 3x3 neighbours.",
         f"- Memory bank: {p['bank_size']} good-part patches per variant chosen by greedy coreset from"
-        f" {record.good_images} good images; a patch's anomaly is its distance to the nearest bank patch; the image"
-        " score is the maximum of the 3x3-smoothed distance map. An item fails when score >= threshold.",
+        f" {record.good_images} good images; a patch's anomaly is its distance to the nearest bank patch, 3x3-smoothed"
+        " and taken as a z-score against the mean and spread that out-of-fold good images gave at the same cell;"
+        " the image score is the maximum of that map. An item fails when score >= threshold.",
         f"- Fitted in {m['fit_seconds']} s ({m['fit_cpu_seconds']} CPU s) on {cpu_name()};"
         f" {record.skipped} mask/label/unreadable file(s) skipped.", "",
         "## What it will do", "",

@@ -2,8 +2,11 @@
 
 No gradient training: each good image goes once through each backbone file (fp32 ONNX, int8 ONNX, int8
 TFLite: every variant gets its own bank and threshold, since int8 features differ slightly from fp32),
-the banks are greedy coresets of the patches, and the threshold comes from out-of-fold scores
-(edge_agent.tasks.defect.thresholds). Needs onnx and tflite2onnx (extra `fit`), never torch or TensorFlow.
+the banks are greedy coresets of the patches, every good image's distance map is taken against the
+bank of the fold that left it out, those maps give the per-cell statistics that turn a distance map
+into a z map (edge_agent.tasks.defect.patches), and the threshold comes from out-of-fold z scores
+(edge_agent.tasks.defect.thresholds): each fold judged with cell statistics from the other folds only.
+Needs onnx and tflite2onnx (extra `fit`), never torch or TensorFlow.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from edge_agent.runtime.base import Runtime
 from edge_agent.runtime.manifest import ModelFile, sha256_file
 from edge_agent.tasks.defect import calibrate, coreset
 from edge_agent.tasks.defect.geometry import Geometry
-from edge_agent.tasks.defect.patches import _box3, patch_map
+from edge_agent.tasks.defect.patches import _box3, cell_stats, normalise, patch_map
 from edge_agent.tasks.defect.thresholds import ThresholdChoice, choose, fold_ids
 
 VARIANTS = {
@@ -49,6 +52,7 @@ class VariantFit:
     """What one backbone file gave: its bank, out-of-fold good scores, defect scores and threshold."""
 
     bank: np.ndarray
+    cells: np.ndarray  # 2 x h x w per-cell mean and spread of out-of-fold good distances
     good_oof: np.ndarray
     defect_scores: np.ndarray | None
     choice: ThresholdChoice
@@ -139,19 +143,33 @@ def plan_banks(reference: np.ndarray, settings: PatchSettings, bar: Bar) -> Bank
     return BankPlan(folds, fold_banks, final)
 
 
-def image_scores(patches: np.ndarray, bank: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def distance_maps(patches: np.ndarray, bank: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """N x h x w smoothed distance maps against one bank."""
     sq = np.einsum("ij,ij->i", bank, bank)
-    return np.array([float(patch_map(item, bank, sq, *grid).max()) for item in patches])
+    return np.stack([patch_map(item, bank, sq, *grid) for item in patches])
+
+
+def image_scores(maps: np.ndarray) -> np.ndarray:
+    return np.asarray(maps.reshape(len(maps), -1).max(axis=1), np.float64)
 
 
 def out_of_fold(patches: np.ndarray, plan: BankPlan, grid: tuple[int, int]) -> np.ndarray:
-    """Each good image's score against the bank of the fold that left it out."""
+    """Each good image's distance map against the bank of the fold that left it out."""
     n, p, d = patches.shape
     flat = patches.reshape(n * p, d)
-    scores = np.empty(n)
+    maps = np.empty((n, *grid), np.float32)
     for f, bank_idx in zip(np.unique(plan.folds), plan.fold_banks):
         held = plan.folds == f
-        scores[held] = image_scores(patches[held], flat[bank_idx], grid)
+        maps[held] = distance_maps(patches[held], flat[bank_idx], grid)
+    return maps
+
+
+def nested_scores(maps: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Out-of-fold z scores: each fold's maps judged with cell statistics from the other folds' maps only."""
+    scores = np.empty(len(maps))
+    for f in np.unique(folds):
+        held = folds == f
+        scores[held] = image_scores(normalise(maps[held], cell_stats(maps[~held])))
     return scores
 
 
@@ -160,8 +178,10 @@ def fit_variant(
 ) -> VariantFit:  # fmt: skip
     n, p, d = good.shape
     bank = np.ascontiguousarray(good.reshape(n * p, d)[plan.final_bank])
-    oof = out_of_fold(good, plan, grid)
-    bad = image_scores(defects, bank, grid) if defects is not None else None
+    maps = out_of_fold(good, plan, grid)
+    cells = cell_stats(maps)
+    oof = nested_scores(maps, plan.folds)
+    bad = image_scores(normalise(distance_maps(defects, bank, grid), cells)) if defects is not None else None
     choice = choose(oof, plan.folds, bad, settings.max_false_reject)
     figures: dict[str, Any] = {"threshold": round(choice.threshold, 6),
                                "false_reject_cv": choice.false_rejects.as_dict()}  # fmt: skip
@@ -170,7 +190,7 @@ def fit_variant(
         assert choice.misses is not None
         figures |= {"defect_auroc_oof": round(calibrate.auroc(np.r_[oof, bad], labels), 4),
                     "miss_known_defects": choice.misses.as_dict()}  # fmt: skip
-    return VariantFit(bank, oof, bad, choice, figures)
+    return VariantFit(bank, cells, oof, bad, choice, figures)
 
 
 def fit_all(

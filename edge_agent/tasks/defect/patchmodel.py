@@ -12,7 +12,7 @@ import numpy as np
 from edge_agent.runtime.backbone import INPUT_NAME, MOBILENET_V2
 from edge_agent.runtime.manifest import Manifest, ModelFile, TensorSpec, sha256_file, write_manifest
 from edge_agent.tasks.defect.geometry import Geometry
-from edge_agent.tasks.defect.patches import BANK_FILE, DECODER
+from edge_agent.tasks.defect.patches import BANK_FILE, CELL_FILE, DECODER
 from edge_agent.tasks.defect.patchfit import TAPS, VARIANTS, PatchSettings, VariantFit
 
 DEFAULT_VARIANT = "onnx-int8"
@@ -53,7 +53,8 @@ def remove_previous(out: Path) -> None:
     except EdgeAgentError:
         return
     listed = [f.path for f in old.files.values()]
-    listed += [str(v.get("memory_bank", {}).get("path", "")) for v in (old.params.get("variants") or {}).values()]
+    for entry in (old.params.get("variants") or {}).values():
+        listed += [str((entry.get(kind) or {}).get("path", "")) for kind in ("memory_bank", "cell_stats")]
     for name in listed:
         if name and "/" not in name and (out / name).is_file():
             (out / name).unlink()
@@ -68,9 +69,12 @@ def write_files(out: Path, paths: dict[str, Path], fits: dict[str, VariantFit]) 
         shutil.copyfile(paths[key], out / paths[key].name)
         bank = out / BANK_FILE.format(variant=key)
         np.save(bank, fit.bank.astype(np.float32), allow_pickle=False)
+        cells = out / CELL_FILE.format(variant=key)
+        np.save(cells, fit.cells.astype(np.float32), allow_pickle=False)
         t = fit.choice.threshold
         variants[key] = {"memory_bank": {"path": bank.name, "sha256": sha256_file(bank), "rows": len(fit.bank)},
-                         "threshold": round(t, 6), "map_scale": round(2.0 * t, 6)}  # fmt: skip
+                         "cell_stats": {"path": cells.name, "sha256": sha256_file(cells)},
+                         "threshold": round(t, 6), "map_scale": round(2.0 * max(t, 1e-6), 6)}  # fmt: skip
     return variants
 
 
