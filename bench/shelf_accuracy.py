@@ -43,6 +43,7 @@ HELDOUT_LAYOUT = Layout(width=(640, 960), rows=(2, 6), occluder_p=0.25)
 class Frame:
     shelf: Shelf
     true_counts: np.ndarray
+    photo: bool = False  # a real product-free photo (the empty set's first half), not a composed frame
 
 
 def held_out(data: Path | None, count: int, kind: str = "plain", textures: list[Path] | None = None) -> list[Frame]:
@@ -61,7 +62,8 @@ def held_out(data: Path | None, count: int, kind: str = "plain", textures: list[
         else:
             shelves = [_photo_frame(p, rng) for p in photos[: count // 2]]
             shelves += [hard.compose(rng, products=False) for _ in range(count - len(shelves))]
-    return [Frame(shelf, zone_counts(shelf.boxes, shelf.zones)) for shelf in shelves]
+    photos_used = min(len(photos), count // 2) if kind == "empty" else 0
+    return [Frame(s, zone_counts(s.boxes, s.zones), i < photos_used) for i, s in enumerate(shelves)]
 
 
 def _photo_frame(photo: np.ndarray, rng: np.random.Generator) -> Shelf:
@@ -125,6 +127,7 @@ def evaluate(model_dir: Path, variant: str, frames: list[Frame], class_agnostic:
     pre = ImagePreprocessor(manifest.inputs[0], letterbox=True)
     matches: list[tuple[float, bool]] = []
     errors, predicted, tp, fp, positives, extra = [], [], 0, 0, 0, 0
+    on_photos = 0
     for frame in frames:
         image = frame.shelf.image
         buffer, box = pre(image)
@@ -140,10 +143,15 @@ def evaluate(model_dir: Path, variant: str, frames: list[Frame], class_agnostic:
         predicted.append(zone_counts(kept.boxes, frame.shelf.zones))
         errors.append(predicted[-1] - frame.true_counts)
         extra += len(kept)
+        on_photos += len(kept) if frame.photo else 0
     model.runtime.close()
     err = np.concatenate(errors)
     said_out, truly_out = np.concatenate(predicted) == 0, np.concatenate([f.true_counts for f in frames]) == 0
+    photos = sum(f.photo for f in frames)
+    split = {"boxes_per_photo": round(on_photos / photos, 4), "boxes_per_composed": round(
+        (extra - on_photos) / max(len(frames) - photos, 1), 4)} if photos else {}  # fmt: skip
     return {
+        **split,
         "variant": variant,
         "zones": len(err),
         "oos_precision": round(float((said_out & truly_out).sum() / max(said_out.sum(), 1)), 4),
@@ -174,6 +182,12 @@ def markdown(results: list[dict[str, Any]], meta: dict[str, Any]) -> str:
             f"{r['recall']:.3f} | {r['map50']:.3f} | {r.get('map_vs_fp32', 1.0):.1%} | {r['oos_precision']:.3f} | "
             f"{r['oos_recall']:.3f} | {r['boxes_per_frame']:.2f} |"
         )
+    lines += [
+        f"\n{r['variant']}: {r['boxes_per_photo']:.2f} boxes per real photo, {r['boxes_per_composed']:.2f} per "
+        "composed frame"
+        for r in results
+        if "boxes_per_photo" in r
+    ]
     return "\n".join(lines) + "\n"
 
 

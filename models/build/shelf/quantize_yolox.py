@@ -4,7 +4,9 @@
 
 A uniform int8 graph lost 13-26% of the fp32 mAP on held-out shelves (measured on an early checkpoint): the
 exp() of the box sizes and the objectness logits need more than 256 levels. Everything else (the backbone,
-the neck and the head towers, >95% of the multiply-adds) runs as QLinearConv.
+the neck and the head towers, >95% of the multiply-adds) runs as QLinearConv. Activation ranges are a moving
+average of the per-frame min/max (not the extremes over all calibration frames): with extremes 2.0.0 kept 87% of
+its fp32 mAP on hard shelves, with the moving average 98% (40 held-out frames).
 """
 
 from __future__ import annotations
@@ -65,12 +67,19 @@ def main() -> int:
     parser.add_argument("--method", choices=["minmax", "entropy", "percentile"], default="minmax")
     parser.add_argument("--activations", choices=["uint8", "int8"], default="uint8")
     parser.add_argument("--towers", action="store_true", help="keep the head towers in float too")
+    parser.add_argument(
+        "--moving-average",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="minmax ranges as a running average of per-frame ranges (default) or the extremes",
+    )
     args = parser.parse_args()
     fp32 = args.model / "model.onnx"
     excluded = float_nodes(fp32, args.towers)
     print(f"{len(excluded)} nodes stay in float", flush=True)
     quantize_onnx(fp32, args.model / "model.int8.onnx", load_calibration(args.calibration), "images",
-                  exclude_nodes=excluded, method=args.method, activations=args.activations)  # fmt: skip
+                  exclude_nodes=excluded, method=args.method, activations=args.activations,
+                  moving_average=args.moving_average)  # fmt: skip
     record_int8_variant(args.model, "onnx-fp32", "model.int8.onnx")
     return 0
 

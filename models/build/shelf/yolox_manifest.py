@@ -30,7 +30,7 @@ def manifest(out: Path, size: int, version: str) -> Manifest:
         version=version,
         task="shelf",
         description=f"Class-agnostic product detector for shelf counting, {size}x{size}: COCO YOLOX-Nano "
-        "fine-tuned on composed shelves with real texture photos as negatives",
+        "fine-tuned on composed shelves (Grocery Store Dataset products, drawn walls and clutter as negatives)",
         files={
             "onnx-fp32": ModelFile(
                 path="model.onnx", sha256=sha256_file(out / "model.onnx"), format="onnx", precision="fp32"
@@ -57,7 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size", type=int, default=416)
-    parser.add_argument("--version", default="2.0.0")
+    parser.add_argument("--version", default="2.1.0")
     parser.add_argument("--add-tflite", help="record this int8 TFLite file of the folder in the manifest")
     parser.add_argument("--default", default=None, help="default variant to set")
     parser.add_argument("--drop", help="remove this variant (and its file) from the folder")
