@@ -57,8 +57,8 @@ def quantize_onnx(
 
     `activations` "uint8" (U8S8, the default, see the module notes) or "int8" (S8S8); `preprocess` False when
     the caller has already run onnxruntime's quantization pre-processing (e.g. to pick nodes to exclude);
-    `moving_average` (minmax only) takes each activation's range as a running average of the per-batch ranges
-    instead of the extremes over all batches, so one outlier frame does not cost every other frame its precision.
+    `moving_average` (minmax only) takes each activation's range as the mean of the per-batch ranges instead of
+    the extremes over all batches, so one outlier frame does not cost every other frame its precision.
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

@@ -4,9 +4,9 @@
 
 A uniform int8 graph lost 13-26% of the fp32 mAP on held-out shelves (measured on an early checkpoint): the
 exp() of the box sizes and the objectness logits need more than 256 levels. Everything else (the backbone,
-the neck and the head towers, >95% of the multiply-adds) runs as QLinearConv. Activation ranges are a moving
-average of the per-frame min/max (not the extremes over all calibration frames): with extremes 2.0.0 kept 87% of
-its fp32 mAP on hard shelves, with the moving average 98% (40 held-out frames).
+the neck and the head towers, >95% of the multiply-adds) runs as QLinearConv. Activation ranges are the mean
+of the per-frame min/max (onnxruntime's moving-average calibration), not the extremes over all calibration
+frames: with the extremes 2.0.0 kept 87% of its fp32 mAP on hard shelves, with the mean 98% (40 held-out frames).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def main() -> int:
         "--moving-average",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="minmax ranges as a running average of per-frame ranges (default) or the extremes",
+        help="minmax ranges as the mean of the per-frame ranges (default) or the extremes",
     )
     args = parser.parse_args()
     fp32 = args.model / "model.onnx"
