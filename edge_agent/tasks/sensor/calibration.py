@@ -85,9 +85,9 @@ class Calibration:
             self.level_z(levels) if levels is not None else None,
             self.recent_z(recent) if recent is not None else None,
         ]
-        tests = [z for z in extra if z is not None]
-        if tests:
-            z_channels = np.concatenate([z_channels, *tests], axis=1)
+        more = [z for z in extra if z is not None]
+        if more:
+            z_channels = np.concatenate([z_channels, *more], axis=1)
         z_max = z_channels.max(axis=1)
         tests = z_channels.shape[1]
         if tests > 1:

@@ -18,11 +18,13 @@ from edge_agent.tasks.sensor.task import SensorAnomalyTask
 
 @dataclass
 class ReplayResult:
-    """Per-sample score and debounced state (0 before the first full window), and the events raised."""
+    """Per-sample score, likelihood (NaN without a calibration or before the first full window) and debounced
+    state (0 before the first full window), the events raised, and the likelihood of every window in order."""
 
     scores: np.ndarray
     predicted: np.ndarray
     events: list[EventDraft] = field(default_factory=list)
+    likelihood: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def runtime_for(variant: str, threads: int = 1) -> RuntimeConfig:
@@ -43,6 +45,7 @@ def replay(task: SensorAnomalyTask, timestamps: np.ndarray, values: np.ndarray) 
     """Score every window (stride 1) ending at each sample, in order, through the task's four stages."""
     size = task.params.size
     scores = np.zeros(len(values), dtype=np.float64)
+    likelihood = np.full(len(values), np.nan)
     predicted = np.zeros(len(values), dtype=np.int8)
     events: list[EventDraft] = []
     windows = sliding(values.astype(np.float32), size)
@@ -69,9 +72,10 @@ def replay(task: SensorAnomalyTask, timestamps: np.ndarray, values: np.ndarray) 
             output = task.logic(value, item)
             end = item.index + size - 1
             scores[end] = value.score
+            likelihood[end] = np.nan if value.likelihood is None else value.likelihood
             # A window across a gap publishes nothing, and the state it leaves holds.
             anomalous = getattr(output.data, "anomalous", False) if output.data is not None else task.decider.anomalous
             predicted[end] = 1 if anomalous else 0
             events += output.events
     events += task.flush(float(timestamps[-1]))
-    return ReplayResult(scores, predicted, events)
+    return ReplayResult(scores, predicted, events, likelihood)
