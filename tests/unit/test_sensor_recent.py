@@ -8,7 +8,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_agent.errors import ManifestError
-from edge_agent.tasks.sensor.recent import RecentSpec, RecentTracker, parse_recent, series_deviation
+from edge_agent.tasks.sensor.recent import RecentSpec, RecentTracker, parse_recent, series_deviation, sliding_max
 
 SIZE = 10
 SPEC = RecentSpec(30)
@@ -82,3 +82,9 @@ def test_bad_manifest_fields_are_named() -> None:
     for bad in ({"floor": 0.1}, {"reference": 1}, {"reference": 50, "floor": [0.1, 0]}, [3]):
         with pytest.raises(ManifestError, match=r"params\.recent"):
             parse_recent(bad)
+
+
+@pytest.mark.parametrize(("rows", "width"), [(100, 1), (100, 2), (100, 7), (676, 120), (50, 50), (65, 33)])
+def test_the_doubling_sliding_maximum_is_the_plain_one(rows: int, width: int) -> None:
+    values = np.random.default_rng(rows + width).normal(size=(rows, 3))
+    np.testing.assert_array_equal(sliding_max(values, width), sliding_window_view(values, width, axis=0).max(axis=2))

@@ -76,6 +76,17 @@ def fitted_spec(normalised: np.ndarray, reference: int) -> RecentSpec:
     return RecentSpec(reference, tuple(float(v) for v in floor), tuple(float(v) for v in clip))
 
 
+def sliding_max(values: np.ndarray, width: int) -> np.ndarray:
+    """(L - width + 1) x C maxima of every `width` consecutive rows of L x C values, by doubling: log2(width)
+    passes over contiguous rows instead of a reduction along a strided axis (10x faster here)."""
+    span, out = 1, values
+    while 2 * span <= width:
+        out = np.maximum(out[:-span], out[span:])  # row i: the max of rows i .. i + 2 * span - 1
+        span *= 2
+    result: np.ndarray = np.maximum(out[: len(values) - width + 1], out[width - span : len(values) - span + 1])
+    return result
+
+
 def deviation_at(series: np.ndarray, ends: np.ndarray, spec: RecentSpec, hold: int) -> np.ndarray:
     """len(ends) x C: for the span of samples ending just before each index in `ends` (exclusive, each at
     least reference + hold), the largest |step| of its last `hold` steps over the mean |step| of the
@@ -92,9 +103,11 @@ def deviation_at(series: np.ndarray, ends: np.ndarray, spec: RecentSpec, hold: i
     tested = ends - hold - 1  # its first tested step
     level = (totals[tested] - totals[first]) / (spec.reference - 1)
     scale = np.maximum(MEAN_TO_STD * level, np.asarray(spec.floor))
-    windows = sliding_window_view(size, hold, axis=0)
-    # Most positions (the fit): one sliding maximum over the whole series; a few (the device): only theirs.
-    largest = windows.max(axis=2)[tested] if 4 * len(ends) >= len(series) else windows[tested].max(axis=2)
+    # Many positions (the fit, a batch): one sliding maximum over the series; a few (one window): only theirs.
+    if 4 * len(ends) >= len(series):
+        largest = sliding_max(size, hold)[tested]
+    else:
+        largest = sliding_window_view(size, hold, axis=0)[tested].max(axis=2)
     out: np.ndarray = largest / scale
     return out
 
@@ -145,9 +158,13 @@ class RecentTracker:
         if overlap <= 0:
             follows[0] &= self._last is not None
             return follows
-        previous = np.concatenate([self._last[None] if self._last is not None else scaled[:1] * np.nan, scaled[:-1]])
-        same = np.isclose(previous[:, self.stride :], scaled[:, :overlap], rtol=1e-4, atol=1e-4).all(axis=(1, 2))
-        follows &= same
+        # Within a batch the same samples are normalised alike, so the overlaps match exactly; against the
+        # previous batch's last window only closely (adaptation may have moved the mean in between).
+        follows[1:] &= (scaled[:-1, self.stride :] == scaled[1:, :overlap]).all(axis=(1, 2))
+        last = self._last
+        follows[0] &= last is not None and bool(
+            np.allclose(last[self.stride :], scaled[0, :overlap], rtol=1e-4, atol=1e-4)
+        )
         return follows
 
     def score(self, scaled: np.ndarray, gaps: np.ndarray) -> np.ndarray:
