@@ -170,6 +170,13 @@ def _sensor_entities(site: str, dev: str, name: str) -> list[Entity]:
                 "value_template": _pick(name, "value_json.data.score | round(3)"),
             },
         ),
+        *_likelihood_entities(result_topic, name),
+    ]
+
+
+def _likelihood_entities(result_topic: str, name: str) -> list[Entity]:
+    """The calibrated likelihood, and whether the window is over its threshold (raw score for older agents)."""
+    return [
         (
             "sensor",
             f"{name}_anomaly_likelihood",

@@ -180,6 +180,16 @@ def recent_spec(options: FitOptions, normalised: np.ndarray, warnings: list[str]
     return fitted_spec(normalised, min(wanted, fits))
 
 
+def recent_test(
+    normalised: np.ndarray, timestamps: np.ndarray | None, options: FitOptions, period: float, warnings: list[str]
+) -> tuple[RecentSpec | None, np.ndarray | None]:
+    """The recent-change test's spec and every stride-1 window's deviation, where the fit has the test."""
+    spec = recent_spec(options, normalised, warnings) if options.recent_for(normalised.shape[1]) else None
+    if spec is None:
+        return None, None
+    return spec, recent_deviations(normalised, timestamps, spec, options.window, period)
+
+
 def recent_deviations(
     normalised: np.ndarray, timestamps: np.ndarray | None, spec: RecentSpec, size: int, period: float
 ) -> np.ndarray:
@@ -209,8 +219,8 @@ def fit_arrays(
     mean, std = normalisation(values)
     normalised = ((values - mean) / std).astype(np.float32)
     windows, chosen = training_windows(normalised, timestamps, options.window, period)
-    spec = recent_spec(options, normalised, warnings) if options.recent_for(len(channels)) else None
-    recent = recent_deviations(normalised, timestamps, spec, options.window, period)[chosen] if spec else None
+    spec, recent = recent_test(normalised, timestamps, options, period, warnings)
+    recent = recent[chosen] if recent is not None else None
     base = SensorParams(options.window, options.stride, tuple(channels), mean, std, np.ones(len(channels), np.float32))
     logger.info("fitting %s autoencoder on %d windows of %s", options.train.architecture, len(windows), source)
     weights = train_autoencoder(windows, options.train)

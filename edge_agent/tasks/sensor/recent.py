@@ -1,13 +1,14 @@
-"""The recent-change detector: steps between samples against the median/MAD of the steps just before them.
+"""The recent-change detector: steps between samples against the typical step of the samples just before them.
 
 The window model compares a window with the normal data of the fit; a level shift or a spike that
 stays inside the normal range, on a series whose level wanders (CPU load, traffic, a daily cycle), is
 hard for it to see early. This detector works on first differences, which a daily cycle or a slow
 wander barely moves but a level shift or a spike moves at once: per channel, the largest |step|
 over the last HOLD windows, divided by the typical |step| of the `reference` samples before them
-(in units of the channel's normal std, the scale floored at half the normal data's own step spread,
-so a calm stretch or a few large steps in the reference move it little). Its log is calibrated on the normal
-fit data like the reconstruction errors, so it joins the likelihood as one more test per channel.
+(in units of the channel's normal std; each reference step clipped and the scale floored, both from
+the normal data's own step spread, so a few large steps or a calm stretch move it little). Its log is
+calibrated on the normal fit data like the reconstruction errors, so it joins the likelihood as one
+more test per channel.
 A step stays in view for HOLD windows, longer than the default debounce of one window span.
 """
 
@@ -25,8 +26,8 @@ from edge_agent.errors import ManifestError
 MAD_SCALE = 1.4826  # MAD -> std for normal data
 FLOOR = 0.05  # normalised units: a reference that sits still has at least 5% of the normal std as its scale
 CLIP = 3.0  # a reference step counts at most 3 x the normal step spread: one spike barely moves the scale
-STEP_FLOOR = 0.5  # and at least half the steps' spread over the whole normal data: a calm stretch's small MAD
-# would otherwise make an ordinary step look rare (measured: 1% of normal windows over 0.999 instead of 0.1%)
+STEP_FLOOR = 0.5  # and the scale at least half the steps' spread over the whole normal data, so that a calm
+# stretch (a quantised or idle signal) does not make an ordinary step look rare
 MEAN_TO_STD = 1.2533141373155  # sqrt(pi / 2): mean |x| -> std for normal steps
 REFERENCE_WINDOWS = 5  # default reference: five window lengths of steps before the tested ones
 HOLD = 2  # windows of steps tested: a step stays in view this many window spans
