@@ -119,3 +119,20 @@ def test_settings_are_validated() -> None:
 
 def test_top_shares_of_nothing_is_empty() -> None:
     assert top_shares(CHANNELS, np.zeros(3), 2) == []
+
+
+def test_a_window_far_out_starts_after_two_windows_instead_of_the_minimum_duration() -> None:
+    settings = DecisionSettings(threshold=3.09, min_duration_s=60.0, fast_threshold=4.75)
+    fast, slow = HysteresisDecider(settings, CHANNELS), HysteresisDecider(settings, CHANNELS)
+    started = {}
+    for i, (far, near) in enumerate(zip([5.0, 3.5, 3.5] + [3.5] * 70, [4.5] * 73)):
+        for name, decider, value in (("fast", fast, far), ("slow", slow, near)):
+            if decider.update(value, EVEN, float(i)).transition is not None:
+                started.setdefault(name, i)
+    assert started == {"fast": 1, "slow": 60}
+    lone = HysteresisDecider(settings, CHANNELS)
+    assert lone.update(9.0, EVEN, 0.0).transition is None and lone.update(1.0, EVEN, 1.0).transition is None
+    with pytest.raises(ValueError, match="fast_threshold"):
+        DecisionSettings(threshold=3.09, fast_threshold=3.0)
+    lone.set_threshold(5.0)
+    assert lone.settings.fast_threshold is None, "a threshold above the fast one turns the fast start off"

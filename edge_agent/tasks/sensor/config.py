@@ -46,6 +46,14 @@ class SensorAnomalyTaskConfig(BaseModel):
     clear_duration: Seconds | None = Field(
         None, ge=0, description="Time calm before anomaly_end (e.g. 10m); replaces clear_windows. Manifest's default."
     )
+    fast_likelihood: float | None = Field(
+        0.999999,
+        gt=0.5,
+        lt=1,
+        description="Likelihood at which an anomaly starts after two windows instead of min_duration (a window this "
+        "far out, about 1 in a million normal ones, is not noise: waiting only delays the alarm); null to always "
+        "wait. Ignored when it is not above likelihood_threshold, and for decide_on: score.",
+    )
     max_gap: float | None = Field(
         None,
         gt=1,

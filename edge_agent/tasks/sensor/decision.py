@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+FAST_WINDOWS = 2  # consecutive windows over the threshold, one of them over fast_threshold, for a fast start
+
 
 class AnomalyState(enum.Enum):
     """NORMAL -> PENDING (score over threshold, not long enough yet) -> ANOMALOUS -> NORMAL."""
@@ -24,7 +26,9 @@ class DecisionSettings:
     """threshold: abnormal above it; clear_ratio: an anomaly clears only below threshold x clear_ratio;
     min_windows: consecutive abnormal windows before anomaly_start; clear_windows: consecutive calm
     windows before anomaly_end; top_channels: channels named in events. min_duration_s / clear_duration_s,
-    when set, replace the two counts with times measured on the windows' timestamps (any sample rate)."""
+    when set, replace the two counts with times measured on the windows' timestamps (any sample rate).
+    fast_threshold: a run whose peak reaches it starts after FAST_WINDOWS windows, whatever the minimum
+    duration (a window so far out that waiting a window span only delays the alarm)."""
 
     threshold: float
     clear_ratio: float = 0.8
@@ -33,10 +37,13 @@ class DecisionSettings:
     top_channels: int = 3
     min_duration_s: float | None = None
     clear_duration_s: float | None = None
+    fast_threshold: float | None = None
 
     def __post_init__(self) -> None:
         if self.threshold <= 0:
             raise ValueError(f"threshold must be > 0, got {self.threshold}")
+        if self.fast_threshold is not None and self.fast_threshold <= self.threshold:
+            raise ValueError(f"fast_threshold must be above the threshold {self.threshold}, got {self.fast_threshold}")
         if not 0 < self.clear_ratio <= 1:
             raise ValueError(f"clear_ratio must be in (0, 1], got {self.clear_ratio}")
         if self.min_windows < 1 or self.clear_windows < 1:
@@ -120,7 +127,8 @@ class HysteresisDecider:
         self.likelihood: Callable[[float], float] | None = None  # decision value -> likelihood, for events
 
     def set_threshold(self, value: float) -> None:
-        self.settings = replace(self.settings, threshold=value)
+        fast = self.settings.fast_threshold
+        self.settings = replace(self.settings, threshold=value, fast_threshold=fast if fast and fast > value else None)
 
     def update(self, score: float, contributions: np.ndarray, when: float, raw: float | None = None) -> Decision:
         """Feed one window (its decision value, per-channel contributions, end time in epoch seconds, raw score)."""
@@ -134,6 +142,8 @@ class HysteresisDecider:
     def _long_enough(self, when: float) -> bool:
         s = self.settings
         assert self._episode is not None
+        if s.fast_threshold is not None and self._episode.peak >= s.fast_threshold and self._run >= FAST_WINDOWS:
+            return True
         if s.min_duration_s is not None:
             return when - self._episode.onset >= s.min_duration_s
         return self._run >= s.min_windows

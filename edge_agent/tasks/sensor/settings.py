@@ -105,6 +105,14 @@ def _period(params: dict[str, Any]) -> float | None:
     return period
 
 
+def _fast(fast_likelihood: float | None, decide_on: str, likelihood_threshold: float) -> float | None:
+    """The decision value (z) of the fast start, where the state follows the likelihood and it is set above
+    the threshold."""
+    if decide_on != "likelihood" or fast_likelihood is None or fast_likelihood <= likelihood_threshold:
+        return None
+    return float(isf(np.array(1.0 - fast_likelihood)))
+
+
 def sensor_settings(config: SensorAnomalyTaskConfig, manifest: Manifest) -> SensorSettings:
     """Check a sensor task's config against its model's manifest; raise what `run` would refuse."""
     name = manifest.name
@@ -120,8 +128,9 @@ def sensor_settings(config: SensorAnomalyTaskConfig, manifest: Manifest) -> Sens
     period = _period(manifest.params)
     min_s, clear_s = _durations(config, manifest.params, decide_on, period * (params.size - 1) if period else None)
     decision = DecisionSettings(
-        threshold, config.clear_ratio, config.min_windows, config.clear_windows, config.top_channels, min_s, clear_s
-    )
+        threshold, config.clear_ratio, config.min_windows, config.clear_windows, config.top_channels, min_s, clear_s,
+        _fast(config.fast_likelihood, decide_on, likelihood_threshold),
+    )  # fmt: skip
     recent = parse_recent(manifest.params.get("recent"))
     if recent is not None and (calibration is None or calibration.recent_loc is None):
         raise ManifestError(
