@@ -34,7 +34,7 @@ VARIANTS = {
     "tflite-int8": ("backbone_int8.tflite", "tflite", "int8"),
 }
 TAPS = ["features_s8", "features_s16"]
-CALIBRATION_IMAGES = 32
+CALIBRATION_IMAGES = 96  # int8 ranges from 96 good images: 32 cost 0.01-0.03 image AUROC on KolektorSDD and ELPV
 Bar = Callable[[int, str], Any]  # (total, description) -> a tqdm-like object with update() and close()
 
 
