@@ -73,6 +73,7 @@ def test_onnx_only_fit_by_default_with_likelihood_and_no_tflite(fitted: Fit) -> 
     assert set(manifest.files) == {"onnx-fp32", "onnx-int8"} and not (model / "model.int8.tflite").exists()
     assert manifest.thresholds["likelihood"] == 0.999 and manifest.thresholds["score"] > 1.0
     assert manifest.params["sampling"] == {"period_s": 1.0, "gap_factor": 3.0}
+    assert "fast_likelihood" not in manifest.params["decision"] and "recent" not in manifest.params  # 3 channels
     assert "warning" not in err
 
 

@@ -53,6 +53,10 @@ def test_one_channel_models_have_the_detector_by_default(models: dict[str, Path]
     assert params["recent"]["reference"] == 100 and params["fit"]["recent_test"] is True
     assert len(params["calibration"]["recent_loc"]) == 1
     assert "recent" not in load_manifest(models["off"]).params
+    assert params["decision"]["fast_likelihood"] == 0.999999
+    assert make_task(models["default"], "onnx-int8", CONFIG).decider.settings.fast_threshold is not None
+    plain = SensorAnomalyTaskConfig(kind="sensor_anomaly", fast_likelihood=None)
+    assert make_task(models["default"], "onnx-int8", plain).decider.settings.fast_threshold is None
     assert "Recent-change test" in (models["default"] / "MODEL_CARD.md").read_text()
     assert "Recent-change test" not in (models["off"] / "MODEL_CARD.md").read_text()
 

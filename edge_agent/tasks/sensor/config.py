@@ -47,12 +47,12 @@ class SensorAnomalyTaskConfig(BaseModel):
         None, ge=0, description="Time calm before anomaly_end (e.g. 10m); replaces clear_windows. Manifest's default."
     )
     fast_likelihood: float | None = Field(
-        0.999999,
+        None,
         gt=0.5,
         lt=1,
         description="Likelihood at which an anomaly starts after two windows instead of min_duration (a window this "
-        "far out, about 1 in a million normal ones, is not noise: waiting only delays the alarm); null to always "
-        "wait. Ignored when it is not above likelihood_threshold, and for decide_on: score.",
+        "far out is not noise: waiting only delays the alarm), e.g. 0.999999; null to always wait. Default: the "
+        "manifest's (fit sets 0.999999 for one-channel models). Ignored unless above likelihood_threshold.",
     )
     max_gap: float | None = Field(
         None,

@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 PRECISION = {"onnx-fp32": ("onnx", "fp32"), "onnx-int8": ("onnx", "int8"), "tflite-int8": ("tflite", "int8")}
 CONSTANT = 1e-9  # a channel whose std is below 1e-9 x its level (or 1e-9) does not move in the normal data
 LIKELIHOOD_THRESHOLD = 0.999
+FAST_LIKELIHOOD = 0.999999  # one-channel models: a window this far out starts an anomaly after two windows
 
 
 @dataclass(frozen=True)
@@ -247,6 +248,8 @@ def with_run_settings(
     if period > 0:
         params["sampling"] = {"period_s": float(f"{period:.6g}"), "gap_factor": spacing.GAP_FACTOR}
     params["decision"] = options.debounce.to_manifest()
+    if len(params["channels"]) == 1:  # measured: faster one-channel starts; many channels' extreme tails mislead
+        params["decision"]["fast_likelihood"] = FAST_LIKELIHOOD
     thresholds = {**manifest.thresholds, "likelihood": options.likelihood_threshold}
     return manifest.model_copy(update={"params": params, "thresholds": thresholds})
 

@@ -105,6 +105,18 @@ def _period(params: dict[str, Any]) -> float | None:
     return period
 
 
+def _fast_likelihood(config: SensorAnomalyTaskConfig, params: dict[str, Any]) -> float | None:
+    """The config's fast likelihood when it sets one (null included), else the manifest's."""
+    if "fast_likelihood" in config.model_fields_set:
+        return config.fast_likelihood
+    recorded = params.get("decision") if isinstance(params.get("decision"), dict) else {}
+    assert isinstance(recorded, dict)
+    value = recorded.get("fast_likelihood")
+    if value is not None and (not isinstance(value, (int, float)) or not 0.5 < value < 1):
+        raise ManifestError(f"params.decision.fast_likelihood must be a number in (0.5, 1), got {value!r}")
+    return None if value is None else float(value)
+
+
 def _fast(fast_likelihood: float | None, decide_on: str, likelihood_threshold: float) -> float | None:
     """The decision value (z) of the fast start, where the state follows the likelihood and it is set above
     the threshold."""
@@ -129,7 +141,7 @@ def sensor_settings(config: SensorAnomalyTaskConfig, manifest: Manifest) -> Sens
     min_s, clear_s = _durations(config, manifest.params, decide_on, period * (params.size - 1) if period else None)
     decision = DecisionSettings(
         threshold, config.clear_ratio, config.min_windows, config.clear_windows, config.top_channels, min_s, clear_s,
-        _fast(config.fast_likelihood, decide_on, likelihood_threshold),
+        _fast(_fast_likelihood(config, manifest.params), decide_on, likelihood_threshold),
     )  # fmt: skip
     recent = parse_recent(manifest.params.get("recent"))
     if recent is not None and (calibration is None or calibration.recent_loc is None):
