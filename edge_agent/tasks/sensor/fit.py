@@ -70,8 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument(
         "--recent-test", choices=("auto", "on", "off"), default="auto",
-        help="also test the steps between samples against the median/MAD of the steps before them (level shifts, "
-        "spikes within the normal range); auto = on for one channel",
+        help="also test the steps between samples against the typical step before them (level shifts, spikes "
+        "within the normal range); auto = on for one channel",
     )  # fmt: skip
     p.add_argument(
         "--reference", default=None,
