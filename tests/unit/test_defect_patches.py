@@ -12,7 +12,7 @@ import pytest
 from edge_agent.errors import ModelError
 from edge_agent.runtime import backbone
 from edge_agent.tasks.defect.coreset import greedy_coreset
-from edge_agent.tasks.defect.patches import cell_stats, embed, nearest_distance, normalise
+from edge_agent.tasks.defect.patches import PatchScorer, cell_stats, embed, nearest_distance, normalise
 from edge_agent.tasks.defect.patchfit import nested_scores
 
 pytest.importorskip("tflite2onnx", reason="cutting the backbone needs the fit extra")
@@ -135,3 +135,14 @@ def test_nested_scores_judge_each_fold_with_statistics_that_did_not_see_it() -> 
     scores = nested_scores(maps, folds)
     in_sample = normalise(maps, cell_stats(maps)).reshape(100, -1).max(axis=1)
     assert scores[folds == 0].min() > 10 and in_sample[folds == 0].max() < scores[folds == 0].min()
+
+
+def test_a_model_fitted_without_cell_statistics_keeps_its_raw_distances() -> None:
+    rng = np.random.default_rng(2)
+    maps = [rng.normal(size=(1, 4, 4, 8)).astype(np.float32), rng.normal(size=(1, 2, 2, 8)).astype(np.float32)]
+    bank = rng.normal(size=(20, 16)).astype(np.float32)
+    weights = np.ones(2, np.float32)
+    raw = PatchScorer(bank, weights, map_scale=1.0).raw_map(maps)
+    cells = np.stack([np.full((4, 4), 0.5), np.full((4, 4), 2.0)]).astype(np.float32)
+    z = PatchScorer(bank, weights, map_scale=1.0, cells=cells).raw_map(maps)
+    assert raw.shape == (4, 4) and np.allclose(z, (raw - 0.5) / 2.0)
