@@ -236,13 +236,17 @@ def nab_score(rows: int, starts: list[int], onsets: list[int]) -> NabCount:
 # variant name: (extra `fit sensor` flags, task config fields)
 VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "default": ([], {}),
+    "adapt-off": ([], {"adapt": None}),
     "recent-off": (["--recent-test", "off"], {}),
     "fast-off": ([], {"fast_likelihood": None}),
     "recent-off,fast-off": (["--recent-test", "off"], {"fast_likelihood": None}),
     "adapt-6h": ([], {"adapt": "6h"}),
     "adapt-1d": ([], {"adapt": "1d"}),
     "adapt-3d": ([], {"adapt": "3d"}),
+    "adapt-7d": ([], {"adapt": "7d"}),
     "recent-off,adapt-1d": (["--recent-test", "off"], {"adapt": "1d"}),
+    "adapt-1d,fast-off": ([], {"adapt": "1d", "fast_likelihood": None}),
+    "adapt-1d,min-2-spans": ([], {"adapt": "1d", "min_windows": 40}),
     "min-2-spans": ([], {"min_windows": 40}),
     "clear-1d": ([], {"clear_duration": "1d"}),
     "threshold-0.9999": ([], {"likelihood_threshold": 0.9999}),

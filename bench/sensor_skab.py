@@ -55,7 +55,9 @@ def _parser() -> argparse.ArgumentParser:
         "--decide-on", default="score,likelihood", help="comma-separated: what the state follows (score, likelihood)"
     )
     p.add_argument("--max-gap", type=float, default=None, help="sample periods beyond which a step is a gap")
-    p.add_argument("--adapt", default=None, help="adaptation time constant (e.g. 1h); off when omitted")
+    p.add_argument(
+        "--adapt", default=None, help="adaptation time constant (e.g. 1h) or off; the model's (fit's) when omitted"
+    )
     p.add_argument("--level-test", choices=("auto", "on", "off"), default="auto", help="fit sensor's --level-test")
     p.add_argument("--recent-test", choices=("auto", "on", "off"), default="auto", help="fit sensor's --recent-test")
     p.add_argument("--channel", default=None, help="replay one channel alone (fit and score it by itself)")
@@ -120,13 +122,14 @@ def evaluate_variant(args: argparse.Namespace, work: Path, variant: str, decide_
     from edge_agent.tasks.sensor.replay import make_task, replay
 
     counts = {"min_windows": args.min_windows, "clear_windows": args.clear_windows}
+    adapt = {} if args.adapt is None else {"adapt": None if args.adapt == "off" else args.adapt}
     config = SensorAnomalyTaskConfig(
         kind="sensor_anomaly",
         **{key: value for key, value in counts.items() if value is not None},
+        **adapt,
         clear_ratio=args.clear_ratio,
         batch_size=256,
         decide_on=decide_on,
-        adapt=args.adapt,
         max_gap=args.max_gap,
     )
     runs, tails = [], []

@@ -58,7 +58,8 @@ def test_help_shows_every_default(capsys: pytest.CaptureFixture[str]) -> None:
     assert fit.main(["--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     for shown in ("--window WINDOW window length: samples (20) or a time (20m, 90s, 2h) (default: 20)",
-                  "(default: 0.999)", "(default: 1.4)", "(default: linear)", "--tflite"):  # fmt: skip
+                  "(default: 0.999)", "(default: 1.4)", "(default: linear)", "--tflite",
+                  "auto = 3d for one channel", "off for several (default: auto)"):  # fmt: skip
         assert shown in text
 
 

@@ -64,7 +64,8 @@ class SensorAnomalyTaskConfig(BaseModel):
         None,
         gt=0,
         description="Time constant of the online update of the normal levels (scaler means, error levels) on windows "
-        "judged normal, e.g. 1d; frozen while an anomaly is pending or open. Off when omitted.",
+        "judged normal, e.g. 1d; frozen while an anomaly is pending or open; null for off. Default: the "
+        "manifest's (fit sets 3d for one-channel models, none for several).",
     )
     batch_size: int = Field(64, ge=1, le=4096, description="Windows scored per inference when they queue up.")
     top_channels: int = Field(3, ge=1, description="Channels reported as contributing most.")

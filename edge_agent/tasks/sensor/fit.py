@@ -77,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
         "--reference", default=None,
         help="recent-change reference before each window: samples or a time (8h); None = 5 windows",
     )  # fmt: skip
+    p.add_argument(
+        "--adapt", default="auto",
+        help="time constant of the device's online update of the normal levels on windows judged normal (frozen "
+        "while an anomaly is pending or open), recorded in the manifest: a time (1d), off, or auto = 3d for one "
+        "channel (real one-channel streams leave the range of a short fit), off for several",
+    )  # fmt: skip
     p.add_argument("--name", default=None, help="model name; None = the folder name, lower-cased")
     p.add_argument("--version", default="1.0.0", help="model version")
     p.add_argument("--seed", type=int, default=0, help="seed of the MLP training")
@@ -94,7 +100,12 @@ def model_name(args: argparse.Namespace) -> tuple[str, str | None]:
 
 
 def _durations(args: argparse.Namespace) -> str | None:
-    for flag, value in (("--min-duration", args.min_duration), ("--clear-duration", args.clear_duration)):
+    adapt = None if args.adapt in ("auto", "off") else args.adapt
+    for flag, value in (
+        ("--min-duration", args.min_duration),
+        ("--clear-duration", args.clear_duration),
+        ("--adapt", adapt),
+    ):
         if value is None:
             continue
         try:
@@ -112,6 +123,13 @@ def _durations(args: argparse.Namespace) -> str | None:
     return None
 
 
+def _zero_adapt(text: str) -> bool:
+    try:
+        return text not in ("auto", "off") and parse_duration(text) <= 0
+    except ValueError:
+        return False  # not a duration at all: _durations says so
+
+
 def _check(args: argparse.Namespace) -> str | None:
     """The first user mistake in the arguments, as one line, or None."""
     name, _ = model_name(args)
@@ -123,6 +141,7 @@ def _check(args: argparse.Namespace) -> str | None:
         (args.latent is not None and args.latent < 1, "--latent must be at least 1"),
         (not 0.5 <= args.quantile <= 1.0, "--quantile must be between 0.5 and 1"),
         (args.margin < 1.0, "--margin must be >= 1"),
+        (_zero_adapt(args.adapt), "--adapt must be a time > 0 (1d), off or auto"),
         (not 0.5 <= args.likelihood_threshold < 1.0, "--likelihood-threshold must be in [0.5, 1), e.g. 0.999"),
         (
             (args.out / "manifest.yaml").exists() and not args.force,
@@ -159,6 +178,7 @@ def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
             f"threshold {m.thresholds['likelihood']} (about {100 * (1 - m.thresholds['likelihood']):.2g}% of normal "
             "windows pass it). A single channel far outside its normal range is enough to raise it.",
             *_recent_line(m.params),
+            *_adapt_line(m.params),
             *(f"- Warning: {w}" for w in result.warnings),
             "",
             "Where it fails: behaviour absent from the normal data (a new product, a new load range, a season) "
@@ -167,6 +187,17 @@ def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
             "",
         ]
     )
+
+
+def _adapt_line(params: dict[str, Any]) -> list[str]:
+    adapt_s = params.get("decision", {}).get("adapt_s")
+    if adapt_s is None:
+        return []
+    return [
+        f"- Adaptation (device default, `adapt: null` in the task config turns it off): the normal levels follow "
+        f"windows judged normal with a {format_duration(float(adapt_s))} time constant and are frozen while an "
+        "anomaly is pending or open; a fault that creeps in slower than that can be learned as normal."
+    ]
 
 
 def _recent_line(params: dict[str, Any]) -> list[str]:
@@ -215,6 +246,7 @@ def options_for(args: argparse.Namespace, table: SensorTable) -> FitOptions:
         level_test=args.level_test,
         recent_test=args.recent_test,
         reference=samples_for(args.reference, period, "--reference") if args.reference is not None else None,
+        adapt=args.adapt,
     )
 
 

@@ -15,6 +15,7 @@ from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSp
 from edge_agent.tasks.sensor import spacing
 from edge_agent.tasks.sensor.calibration import MIN_COMPLETE, Calibration
 from edge_agent.tasks.sensor.crossfit import calibrate_likelihood
+from edge_agent.tasks.sensor.durations import parse_duration
 from edge_agent.tasks.sensor.recent import HOLD, REFERENCE_WINDOWS, RecentSpec, fitted_spec, series_deviation
 from edge_agent.tasks.sensor.scoring import DECODER, ERROR_FLOOR, SensorParams, channel_errors, window_scores
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
@@ -25,6 +26,7 @@ PRECISION = {"onnx-fp32": ("onnx", "fp32"), "onnx-int8": ("onnx", "int8"), "tfli
 CONSTANT = 1e-9  # a channel whose std is below 1e-9 x its level (or 1e-9) does not move in the normal data
 LIKELIHOOD_THRESHOLD = 0.999
 FAST_LIKELIHOOD = 0.999999  # one-channel models: a window this far out starts an anomaly after two windows
+ONE_CHANNEL_ADAPT_S = 259_200.0  # one-channel models adapt their levels with a 3-day time constant (NAB-like streams)
 
 
 @dataclass(frozen=True)
@@ -58,12 +60,19 @@ class FitOptions:
     level_test: str = "auto"  # on, off, or auto: on for one channel, where the window model cannot see levels
     recent_test: str = "auto"  # the recent-change detector: on, off, or auto (on for one channel)
     reference: int | None = None  # its reference in samples; None = REFERENCE_WINDOWS windows
+    adapt: str = "auto"  # the run-time adaptation recorded: a duration (1d), off, or auto (1 day for one channel)
 
     def levels_for(self, channels: int) -> bool:
         return self.level_test == "on" or (self.level_test == "auto" and channels == 1)
 
     def recent_for(self, channels: int) -> bool:
         return self.recent_test == "on" or (self.recent_test == "auto" and channels == 1)
+
+    def adapt_for(self, channels: int) -> float | None:
+        """The adaptation time constant in seconds recorded for the device, or None for none."""
+        if self.adapt == "auto":
+            return ONE_CHANNEL_ADAPT_S if channels == 1 else None
+        return None if self.adapt == "off" else parse_duration(self.adapt)
 
 
 @dataclass
@@ -250,6 +259,9 @@ def with_run_settings(
     params["decision"] = options.debounce.to_manifest()
     if len(params["channels"]) == 1:  # measured: faster one-channel starts; many channels' extreme tails mislead
         params["decision"]["fast_likelihood"] = FAST_LIKELIHOOD
+    adapt_s = options.adapt_for(len(params["channels"]))
+    if adapt_s is not None:  # measured on NAB-like one-channel streams: real streams leave their fit range
+        params["decision"]["adapt_s"] = round(adapt_s, 3)
     thresholds = {**manifest.thresholds, "likelihood": options.likelihood_threshold}
     return manifest.model_copy(update={"params": params, "thresholds": thresholds})
 

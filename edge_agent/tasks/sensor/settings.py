@@ -36,6 +36,7 @@ class SensorSettings:
     decision: DecisionSettings
     period_s: float | None
     recent: RecentSpec | None = None
+    adapt_s: float | None = None
 
 
 def _config_error(field: str, message: str, hint: str) -> ConfigError:
@@ -117,6 +118,18 @@ def _fast_likelihood(config: SensorAnomalyTaskConfig, params: dict[str, Any]) ->
     return None if value is None else float(value)
 
 
+def _adapt(config: SensorAnomalyTaskConfig, params: dict[str, Any]) -> float | None:
+    """The config's adaptation time constant when it sets one (null = off), else the manifest's."""
+    if "adapt" in config.model_fields_set:
+        return config.adapt
+    recorded = params.get("decision") if isinstance(params.get("decision"), dict) else {}
+    assert isinstance(recorded, dict)
+    value = recorded.get("adapt_s")
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0):
+        raise ManifestError(f"params.decision.adapt_s must be a number of seconds > 0, got {value!r}")
+    return None if value is None else float(value)
+
+
 def _fast(fast_likelihood: float | None, decide_on: str, likelihood_threshold: float) -> float | None:
     """The decision value (z) of the fast start, where the state follows the likelihood and it is set above
     the threshold."""
@@ -149,5 +162,6 @@ def sensor_settings(config: SensorAnomalyTaskConfig, manifest: Manifest) -> Sens
             f"model {name!r}: params.recent needs params.calibration.recent_loc/recent_spread; refit it"
         )
     return SensorSettings(
-        params, calibration, decide_on, score_threshold, likelihood_threshold, decision, period, recent
-    )
+        params, calibration, decide_on, score_threshold, likelihood_threshold, decision, period, recent,
+        _adapt(config, manifest.params),
+    )  # fmt: skip

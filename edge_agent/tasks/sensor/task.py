@@ -61,7 +61,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         self.decider = HysteresisDecider(self.settings.decision, self.params.channels)
         if self.settings.decide_on == "likelihood":
             self.decider.likelihood = lambda z: float(1.0 - sf(np.array(z)))
-        self.adapter = Adapter(self.params, self.calibration, config.adapt)
+        self.adapter = Adapter(self.params, self.calibration, self.settings.adapt_s)
         max_gap = config.max_gap if config.max_gap is not None else max(3.0, self.params.size / 4)
         self.gaps = GapCheck(self.params.size, self.settings.period_s, max_gap, context.pipeline)
         self.recent = self._recent_tracker(context.pipeline)
