@@ -7,6 +7,7 @@ call it without loading a runtime.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -106,28 +107,30 @@ def _period(params: dict[str, Any]) -> float | None:
     return period
 
 
-def _fast_likelihood(config: SensorAnomalyTaskConfig, params: dict[str, Any]) -> float | None:
-    """The config's fast likelihood when it sets one (null included), else the manifest's."""
-    if "fast_likelihood" in config.model_fields_set:
-        return config.fast_likelihood
+def _override(
+    config: SensorAnomalyTaskConfig, params: dict[str, Any], field: str, key: str, valid: Callable[[float], bool]
+) -> float | None:
+    """The config's `field` when it sets it (null included), else the manifest's params.decision[key], checked
+    with `valid`."""
+    if field in config.model_fields_set:
+        value = getattr(config, field)
+        return None if value is None else float(value)
     recorded = params.get("decision") if isinstance(params.get("decision"), dict) else {}
     assert isinstance(recorded, dict)
-    value = recorded.get("fast_likelihood")
-    if value is not None and (not isinstance(value, (int, float)) or not 0.5 < value < 1):
-        raise ManifestError(f"params.decision.fast_likelihood must be a number in (0.5, 1), got {value!r}")
+    value = recorded.get(key)
+    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not valid(value)):
+        raise ManifestError(f"params.decision.{key} is {value!r}, out of range; refit or set task.{field}")
     return None if value is None else float(value)
+
+
+def _fast_likelihood(config: SensorAnomalyTaskConfig, params: dict[str, Any]) -> float | None:
+    """The config's fast likelihood when it sets one (null included), else the manifest's (in (0.5, 1))."""
+    return _override(config, params, "fast_likelihood", "fast_likelihood", lambda v: 0.5 < v < 1)
 
 
 def _adapt(config: SensorAnomalyTaskConfig, params: dict[str, Any]) -> float | None:
-    """The config's adaptation time constant when it sets one (null = off), else the manifest's."""
-    if "adapt" in config.model_fields_set:
-        return config.adapt
-    recorded = params.get("decision") if isinstance(params.get("decision"), dict) else {}
-    assert isinstance(recorded, dict)
-    value = recorded.get("adapt_s")
-    if value is not None and (not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 0):
-        raise ManifestError(f"params.decision.adapt_s must be a number of seconds > 0, got {value!r}")
-    return None if value is None else float(value)
+    """The config's adaptation time constant when it sets one (null = off), else the manifest's (seconds > 0)."""
+    return _override(config, params, "adapt", "adapt_s", lambda v: v > 0)
 
 
 def _fast(fast_likelihood: float | None, decide_on: str, likelihood_threshold: float) -> float | None:
