@@ -110,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--throughput", type=Path, default=None, help="JSON from bench/sensor_throughput.py")
     parser.add_argument("--skab-json", type=Path, default=None, help="skab.json from a bench.sensor_skab run instead")
     parser.add_argument("--streams", type=Path, default=None, help="JSON from bench/sensor_synthetic.py")
+    parser.add_argument("--nablike", type=Path, default=None, help="JSON from bench/sensor_nablike.py")
     parser.add_argument("--skip-fit", action="store_true", help="keep the fitted files; redo figures and card")
     args = parser.parse_args(argv)
     if not args.skip_fit:
@@ -124,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         metrics["skab"] = json.loads(args.skab_json.read_text())
     if args.streams:
         metrics["streams"] = json.loads(args.streams.read_text())
+    if args.nablike:
+        metrics["nablike"] = json.loads(args.nablike.read_text())
     manifest = load_manifest(MODEL)
     write_manifest(MODEL, manifest.model_copy(update={"metrics": _manifest_metrics(metrics)}))
     from card import write_card  # models/build/sensor/card.py, beside this script
