@@ -27,7 +27,8 @@ VARIANTS = sorted(load_manifest(MODEL).files)
 
 
 def load(variant: str | None = None) -> LoadedModel:
-    fmt = load_manifest(MODEL).files[variant or "onnx-int8"].format
+    manifest = load_manifest(MODEL)
+    fmt = manifest.files[variant or manifest.default_variant].format
     runtime = LiteRTConfig(kind="litert") if fmt == "tflite" else OnnxRuntimeConfig()
     return load_model(MODEL, variant, runtime)
 

@@ -64,7 +64,7 @@ def main() -> int:
     args = parser.parse_args()
     if args.add_tflite:
         add_tflite(args.out, args.add_tflite)
-    else:
+    elif not (args.drop or args.default):  # --drop / --default edit the manifest already there
         write_manifest(args.out, manifest(args.out, args.size, args.version))
     if args.drop:
         current = load_manifest(args.out)
