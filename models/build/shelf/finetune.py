@@ -9,6 +9,8 @@ seen keyboards, monitors and carts; the composed negatives (texture photos, clut
 they are not products. Time-boxed: the cosine schedule follows wall time and a checkpoint is saved every 50 steps.
 Multi-scale: each step draws its input size from --sizes (the shards are 416; smaller steps cost less CPU, so a
 time box sees more of them; the export stays at 416).
+A second stage continues from a checkpoint (--init, a low --lr) with a set share of each batch drawn from the
+product-free frames (--empty-share), to weigh the negatives more without composing a new set.
 """
 
 from __future__ import annotations
@@ -71,7 +73,17 @@ def augment(
     return np.ascontiguousarray(out.transpose(0, 3, 1, 2)), moved
 
 
-def main() -> int:
+def pick_batch(boxes: list[np.ndarray], empty: np.ndarray, share: float, batch: int,
+               rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    """Frame indices for one batch: uniform, or with `share` of the slots drawn from the product-free frames."""
+    pick = rng.integers(0, len(boxes), batch)
+    if share > 0 and len(empty):
+        slots = rng.random(batch) < share
+        pick[slots] = rng.choice(empty, int(slots.sum()))
+    return pick
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pretrained", type=Path, required=True)
     parser.add_argument("--data", type=Path, required=True)
@@ -83,7 +95,14 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sizes", type=int, nargs="+", default=[416], help="input sizes drawn per step (x32)")
-    args = parser.parse_args()
+    parser.add_argument("--init", type=Path, help="continue from this checkpoint (a state dict saved by this script)")
+    parser.add_argument("--empty-share", type=float, default=0.0,
+                        help="share of each batch drawn from the frames without products (0: uniform)")  # fmt: skip
+    return parser.parse_args()
+
+
+def main() -> int:
+    args = arguments()
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
@@ -93,7 +112,11 @@ def main() -> int:
     images, boxes = load_shards(args.data)
     print(f"{len(images)} training shelves", flush=True)
     model = ShelfYolox(args.pretrained, images.shape[1])
+    if args.init is not None:
+        model.load_state_dict(torch.load(args.init, map_location="cpu"))
+        print(f"continuing from {args.init}", flush=True)
     model.train()
+    empty = np.flatnonzero([len(b) == 0 for b in boxes])
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=5e-4)
     start, warm, step = time.time(), 30, 0
     for step in range(args.steps):
@@ -104,8 +127,9 @@ def main() -> int:
             group["lr"] = args.lr * min(1.0, (step + 1) / warm) * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * done)))
         if step % 50 == 0 and step and len(list(args.data.glob("shard-*.npz"))) * 100 > len(images):
             images, boxes = load_shards(args.data)
-            print(f"reloaded: {len(images)} shelves", flush=True)
-        pick = rng.integers(0, len(images), args.batch)
+            empty = np.flatnonzero([len(b) == 0 for b in boxes])
+            print(f"reloaded: {len(images)} shelves, {len(empty)} without products", flush=True)
+        pick = pick_batch(boxes, empty, args.empty_share, args.batch, rng)
         size = int(rng.choice(args.sizes))
         model.set_size(size)
         batch, batch_boxes = augment(images[pick], [boxes[i] for i in pick], rng, size)
