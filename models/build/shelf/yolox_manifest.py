@@ -57,20 +57,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size", type=int, default=416)
-    parser.add_argument("--version", default="2.1.0")
+    parser.add_argument("--version", default="2.2.0")
     parser.add_argument("--add-tflite", help="record this int8 TFLite file of the folder in the manifest")
     parser.add_argument("--default", default=None, help="default variant to set")
     parser.add_argument("--drop", help="remove this variant (and its file) from the folder")
+    parser.add_argument("--score", type=float, help="set the score threshold (bench.shelf_threshold's choice)")
     args = parser.parse_args()
     if args.add_tflite:
         add_tflite(args.out, args.add_tflite)
-    elif not (args.drop or args.default):  # --drop / --default edit the manifest already there
+    elif not (args.drop or args.default or args.score):  # --drop / --default / --score edit the manifest there
         write_manifest(args.out, manifest(args.out, args.size, args.version))
     if args.drop:
         current = load_manifest(args.out)
         (args.out / current.files[args.drop].path).unlink(missing_ok=True)
         files = {k: v for k, v in current.files.items() if k != args.drop}
         write_manifest(args.out, current.model_copy(update={"files": files}))
+    if args.score:
+        current = load_manifest(args.out)
+        write_manifest(args.out, current.model_copy(update={"thresholds": {**current.thresholds, "score": args.score}}))
     if args.default:
         current = load_manifest(args.out)
         write_manifest(args.out, current.model_copy(update={"default_variant": args.default}))
