@@ -46,7 +46,7 @@ wait
 "$PY" models/build/shelf/yolox_manifest.py --out "$OUT"
 TEX="$DATA/kolektorsdd/images $DATA/elpv-mono/images"
 # The score threshold: the lowest count MAE on a composed validation set (drawn walls and clutter, its own seed);
-# the held-out hard shelves and real photos are only reported at each threshold (2.2.0: 0.35 -> see MODEL_CARD.md).
+# the held-out hard shelves and real photos are only reported at each threshold (2.2.0: 0.35, as before).
 # shellcheck disable=SC2086
 "$PY" -m bench.shelf_threshold --data "$DATA/grocery-store" --model "$OUT" --textures $TEX --out "$WORK/bench"
 SCORE=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['chosen'])" "$WORK/bench/shelf_threshold.json")
