@@ -125,13 +125,14 @@ def _verified(model_dir: Path, info: dict[str, Any], default: str, what: str) ->
     return path
 
 
-def verify_bank(model_dir: Path, manifest: Manifest, variant: str) -> Path:
-    """The variant's memory bank file once it (and its cell statistics, when listed) exists and its sha256
-    matches the manifest (`check` calls this too)."""
+def verify_bank(model_dir: Path, manifest: Manifest, variant: str) -> tuple[Path, Path | None]:
+    """The variant's memory bank file and its cell statistics file (None when the fit gave none), once each
+    exists and its sha256 matches the manifest (`check` calls this too)."""
     entry = variant_params(manifest, variant)
-    if entry.get("cell_stats"):
-        _verified(model_dir, entry["cell_stats"], CELL_FILE.format(variant=variant), "cell statistics")
-    return _verified(model_dir, entry.get("memory_bank") or {}, BANK_FILE.format(variant=variant), "memory bank")
+    cells = entry.get("cell_stats")
+    cells_path = _verified(model_dir, cells, CELL_FILE.format(variant=variant), "cell statistics") if cells else None
+    bank = _verified(model_dir, entry.get("memory_bank") or {}, BANK_FILE.format(variant=variant), "memory bank")
+    return bank, cells_path
 
 
 def _load_npy(path: Path, what: str) -> np.ndarray:
@@ -144,14 +145,13 @@ def _load_npy(path: Path, what: str) -> np.ndarray:
 def load_scorer(model_dir: Path, manifest: Manifest, variant: str) -> PatchScorer:
     """The variant's memory bank named in the manifest, checked against its sha256."""
     entry = variant_params(manifest, variant)
-    path = verify_bank(model_dir, manifest, variant)
+    path, cells_path = verify_bank(model_dir, manifest, variant)
     bank = _load_npy(path, "memory bank")
     weights = np.asarray(manifest.params.get("layer_weights", []), np.float32)
     if bank.ndim != 2 or len(weights) != len(manifest.outputs):
         raise ModelError(f"{path}: memory bank shape {bank.shape} does not fit the manifest's outputs")
     cells = None
-    if entry.get("cell_stats"):
-        cells_path = model_dir / str(entry["cell_stats"].get("path", CELL_FILE.format(variant=variant)))
+    if cells_path is not None:
         cells = _load_npy(cells_path, "cell statistics")
         grid = tuple(manifest.outputs[0].shape[1:3])
         if cells.shape != (2, *grid) or not (cells[1] > 0).all():
