@@ -164,9 +164,10 @@ def test_a_model_that_doubles_the_error_rate_is_rolled_back(bench: Bench) -> Non
     bench.send(bench.offer("2.0.0", error_above=0.1))  # frames 6-9: 40 % errors
     final = bench.final()
     assert final["step"] == "rolled_back" and not final["ok"], final
-    # The old model failed on 2 of 10 frames, the new one on 4: about 20 % before, 40 % after.
+    # The old model fails on 2 of every 10 frames, the new one on 4. The swap lands mid-cycle after at least 20
+    # results, so the old record is 4 errors in 20-28 frames at worst (14.3-20 %), nearer 20 % the later it lands.
     found = re.search(r"error rate (\d+\.\d)% over the bound .* \(previous model (\d+\.\d)%\)", final["reason"])
-    assert found and 30 <= float(found[1]) <= 50 and 15 <= float(found[2]) <= 25, final["reason"]
+    assert found and 30 <= float(found[1]) <= 50 and 14 <= float(found[2]) <= 25, final["reason"]
     assert final["running"] == "tiny-classifier@1.0.0" and bench.running() == "1.0.0"
     latest = lambda: max(bench.results(), key=lambda r: r["seq"])["model"]  # noqa: E731
     assert bench.watch.wait_until(lambda c: latest() == "tiny-classifier@1.0.0", 10), latest()
