@@ -237,6 +237,7 @@ def cmd_models_verify(args: argparse.Namespace) -> int:
 
 def cmd_models_quantize(args: argparse.Namespace) -> int:
     from edge_agent.runtime.manifest import load_manifest
+    from edge_agent.runtime.quant_ranges import input_range
     from edge_agent.runtime.quantize import load_calibration, quantize_onnx, record_int8_variant
 
     manifest = load_manifest(args.model_dir)
@@ -247,6 +248,7 @@ def cmd_models_quantize(args: argparse.Namespace) -> int:
         load_calibration(args.calibration),
         manifest.inputs[0].name,
         activations=args.activations,
+        value_range=input_range(manifest.inputs[0]),
     )
     record_int8_variant(args.model_dir, args.from_variant, args.output, args.variant)
     print(f"wrote {args.model_dir / args.output} as variant {args.variant}")

@@ -14,6 +14,7 @@ Needs the `onnx` package (extra `quantize`); the daemon never imports this modul
 from __future__ import annotations
 
 import logging
+import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import ModelError, RuntimeUnavailableError
+from edge_agent.runtime import quant_ranges
 from edge_agent.runtime.manifest import Manifest, ModelFile, load_manifest, sha256_file, write_manifest
+from edge_agent.runtime.quant_ranges import SILU_FLOOR
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +55,8 @@ def quantize_onnx(
     activations: str = "uint8",
     preprocess: bool = True,
     moving_average: bool = False,
+    value_range: tuple[float, float] | None = None,
+    silu_floor: float | None = SILU_FLOOR,
 ) -> None:
     """Write a static QDQ int8 copy of `fp32_path` calibrated on `calibration` (one array per batch).
 
@@ -59,6 +64,9 @@ def quantize_onnx(
     the caller has already run onnxruntime's quantization pre-processing (e.g. to pick nodes to exclude);
     `moving_average` (minmax only) takes each activation's range as the mean of the per-batch ranges instead of
     the extremes over all batches, so one outlier frame does not cost every other frame its precision.
+    `value_range` is the range the input can take (`quant_ranges.input_range` of the manifest's input: 0..255
+    for raw pixels), set on the input instead of the calibration frames' range; `silu_floor` clips SiLU inputs'
+    ranges below (None: off). See edge_agent.runtime.quant_ranges for why both matter.
     """
     try:
         from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -81,7 +89,15 @@ def quantize_onnx(
         "entropy": CalibrationMethod.Entropy,
         "percentile": CalibrationMethod.Percentile,
     }
+    options: dict[str, Any] = {
+        "ActivationSymmetric": False,
+        "WeightSymmetric": True,
+        "CalibMovingAverage": moving_average,
+    }
     try:
+        fixed = _range_overrides(source, calibration, input_name, methods[method], options, value_range, silu_floor)
+        if fixed:
+            options["TensorQuantOverrides"] = fixed
         quantize_static(
             str(source),
             str(int8_path),
@@ -93,11 +109,38 @@ def quantize_onnx(
             reduce_range=True,
             nodes_to_exclude=list(exclude_nodes),
             calibrate_method=methods[method],
-            extra_options={"ActivationSymmetric": False, "WeightSymmetric": True, "CalibMovingAverage": moving_average},
+            extra_options=options,
         )
     finally:
         if source == prepared:
             prepared.unlink(missing_ok=True)
+
+
+def _range_overrides(
+    model: Path,
+    calibration: Sequence[np.ndarray],
+    input_name: str,
+    method: Any,
+    options: dict[str, Any],
+    value_range: tuple[float, float] | None,
+    silu_floor: float | None,
+) -> dict[str, Any]:
+    """TensorQuantOverrides of quant_ranges' rules; a first calibration pass only when the graph has SiLU."""
+    import onnx
+    from onnxruntime.quantization.calibrate import create_calibrator
+
+    graph = onnx.load(str(model)).graph
+    silu = quant_ranges.silu_inputs(graph) if silu_floor is not None else []
+    calibrated: dict[str, tuple[float, float]] = {}
+    if silu:
+        with tempfile.TemporaryDirectory() as scratch:
+            calibrator = create_calibrator(model, None, Path(scratch) / "augmented.onnx", method,
+                                           extra_options={"moving_average": options["CalibMovingAverage"]})  # fmt: skip
+            calibrator.collect_data(_Reader(input_name, calibration))
+            calibrated = quant_ranges.calibrated_ranges(calibrator.compute_data(), silu)
+    found = quant_ranges.overrides(graph, calibrated, input_name, value_range, silu_floor)
+    logger.info("quantization ranges set from the graph on %d tensor(s)", len(found))
+    return found
 
 
 def record_int8_variant(model_dir: Path, fp32_variant: str, int8_file: str, variant: str = "onnx-int8") -> Manifest:

@@ -12,6 +12,7 @@ from edge_agent.config import OnnxRuntimeConfig, OpenVINOConfig
 from edge_agent.errors import ModelError, RuntimeUnavailableError
 from edge_agent.runtime.manifest import load_manifest
 from edge_agent.runtime.openvino import compile_options
+from edge_agent.runtime.quant_ranges import input_range
 from edge_agent.runtime.registry import BACKENDS, load_model
 
 pytest.importorskip("openvino")
@@ -29,9 +30,14 @@ SHIPPED_ONNX = [
 
 
 def feeds_for(model_dir: Path) -> list[np.ndarray]:
+    """Noise over the range each input takes (0..255 for raw pixels; 0..1 where that range is not known)."""
     model = load_model(model_dir, None, OnnxRuntimeConfig(providers=["cpu"]), warmup=False)
     rng = np.random.default_rng(7)
-    return [rng.random([d or 1 for d in s.shape]).astype(s.dtype) for s in model.manifest.inputs]
+    feeds = []
+    for spec in model.manifest.inputs:
+        low, high = input_range(spec) or (0.0, 1.0)
+        feeds.append(rng.uniform(low, high, [d or 1 for d in spec.shape]).astype(spec.dtype))
+    return feeds
 
 
 @pytest.mark.parametrize(("model_dir", "variant", "precision"), SHIPPED_ONNX)
