@@ -30,13 +30,25 @@ def draw_zones(
         colour = STATE_COLOURS[count.state] if count else (255, 0, 255)
         pts = np.rint(polygon).astype(np.int32)
         if count is not None and count.state != "ok":
-            overlay = image.copy()
-            cv2.fillPoly(overlay, [pts], colour)
-            cv2.addWeighted(overlay, 0.25, image, 0.75, 0, dst=image)
+            tint(image, pts, colour)
         cv2.polylines(image, [pts], True, colour, 2, cv2.LINE_AA)
         label = name if count is None else f"{name}: {count.count}" + (f"/{count.capacity}" if count.capacity else "")
         x, y = int(pts[:, 0].min()) + 3, int(pts[:, 1].min()) + 14
         _text(image, label, (x, y), colour)
+
+
+def tint(image: np.ndarray, polygon: np.ndarray, colour: tuple[int, int, int], alpha: float = 0.25) -> None:
+    """Blend `colour` into the polygon in place; only its bounding box is copied and blended, not the frame
+    (twelve zones tinted on a 1280x720 frame cost twelve frame copies and blends before)."""
+    x, y, w, h = cv2.boundingRect(polygon)
+    left, top = max(x, 0), max(y, 0)
+    right, bottom = min(x + w, image.shape[1]), min(y + h, image.shape[0])
+    if right <= left or bottom <= top:
+        return
+    region = image[top:bottom, left:right]
+    overlay = region.copy()
+    cv2.fillPoly(overlay, [polygon - np.array([left, top], np.int32)], colour)
+    cv2.addWeighted(overlay, alpha, region, 1 - alpha, 0, dst=region)
 
 
 def draw_banner(image: np.ndarray, lines: Sequence[str]) -> None:

@@ -130,9 +130,10 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         counts, events = self.counter.update(boxes, decoded.width, decoded.height, item.captured_at)
         self._last = (item.data, decoded, counts)
         frame_id = frame_name(item)
+        drawn = self._draw_last() if events else None  # drawn once, cut once per zone that raised an event
         for event in events:
             event.details["frame_id"] = frame_id
-            event.snapshot_jpeg = self.zone_snapshot(event.subject)  # the operator judges a picture of the zone
+            event.snapshot_jpeg = _zone_jpeg(drawn, event.subject)  # the operator judges a picture of the zone
         return TaskOutput(ShelfData(zones=counts, detections=len(decoded.detections), frame_id=frame_id), events)
 
     def set_threshold(self, name: str, value: float) -> None:
@@ -151,19 +152,9 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         drawn = self._draw_last()
         return _jpeg(drawn[0]) if drawn is not None else None
 
-    def zone_snapshot(self, zone_name: str, margin: int = 24) -> bytes | None:
+    def zone_snapshot(self, zone_name: str) -> bytes | None:
         """JPEG of one zone (boxes, outline and counts drawn) cut from the last counted frame."""
-        drawn = self._draw_last()
-        if drawn is None:
-            return None
-        image, zones = drawn
-        zone = next((z for z in zones if z.config.name == zone_name), None)
-        if zone is not None:
-            x, y, w, h = cv2.boundingRect(np.asarray(zone.polygon, dtype=np.int32))
-            height, width = image.shape[:2]
-            top, left = max(0, y - margin), max(0, x - margin)
-            image = image[top : min(height, y + h + margin), left : min(width, x + w + margin)]
-        return _jpeg(image)
+        return _zone_jpeg(self._draw_last(), zone_name)
 
     def _draw_last(self) -> tuple[np.ndarray, list[Zone]] | None:
         """The last counted frame with boxes, zone outlines and counts drawn, and the zones at its size."""
@@ -187,6 +178,20 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
                 metrics.zone_count.labels(self.context.pipeline, zone.zone).set(zone.count)
                 metrics.zone_over_capacity.labels(self.context.pipeline, zone.zone).set(int(zone.over_capacity))
         return {}
+
+
+def _zone_jpeg(drawn: tuple[np.ndarray, list[Zone]] | None, zone_name: str, margin: int = 24) -> bytes | None:
+    """JPEG of one zone and `margin` pixels around it cut from a drawn frame (the whole frame if no such zone)."""
+    if drawn is None:
+        return None
+    image, zones = drawn
+    zone = next((z for z in zones if z.config.name == zone_name), None)
+    if zone is not None:
+        x, y, w, h = cv2.boundingRect(np.asarray(zone.polygon, dtype=np.int32))
+        height, width = image.shape[:2]
+        top, left = max(0, y - margin), max(0, x - margin)
+        image = image[top : min(height, y + h + margin), left : min(width, x + w + margin)]
+    return _jpeg(image)
 
 
 def _jpeg(image: np.ndarray) -> bytes | None:
