@@ -79,6 +79,10 @@ class SensorAnomalyData(_Model):
     )
     likelihood_threshold: float | None = Field(None, description="Likelihood above which the window is abnormal.")
 
+    def flagged(self) -> bool | None:
+        """Whether the result asks for attention (the KPI flag): the debounced anomalous state."""
+        return self.anomalous
+
 
 class DefectData(_Model):
     task: Literal["defect"] = "defect"
@@ -87,6 +91,10 @@ class DefectData(_Model):
     score: float
     threshold: float
     defect_box: list[int] | None = Field(None, description="x, y, w, h of the strongest region in frame pixels.")
+
+    def flagged(self) -> bool | None:
+        """A failed item."""
+        return not self.passed
 
 
 class ZoneCount(_Model):
@@ -109,12 +117,20 @@ class ShelfData(_Model):
         None, description="The frame counted: the source's file name or source-frame number (captured_at dates it)."
     )
 
+    def flagged(self) -> bool | None:
+        """Any zone low, out or over capacity."""
+        return any(zone.state != "ok" for zone in self.zones)
+
 
 class ClassifyData(_Model):
     task: Literal["classify"] = "classify"
     label: str
     score: float
     top: list[tuple[str, float]] = Field(default_factory=list)
+
+    def flagged(self) -> bool | None:
+        """A label says nothing good or bad by itself."""
+        return None
 
 
 ResultData = Annotated[

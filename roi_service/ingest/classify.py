@@ -93,15 +93,8 @@ def _result_columns(message: Any) -> tuple[float | None, bool | None, str | None
     """(total_ms, flag, event, task, pipeline) columns lifted out of the payload for fast KPI queries."""
     if isinstance(message, ResultMessage):
         data = message.data
-        flag: bool | None = None
-        if data.task == "defect":
-            flag = not data.passed
-        elif data.task == "sensor_anomaly":
-            flag = data.anomalous
-        elif data.task == "shelf":
-            flag = any(zone.state != "ok" for zone in data.zones)
         total = message.timing.total_ms
-        return (total if math.isfinite(total) else None), flag, None, data.task, message.pipeline
+        return (total if math.isfinite(total) else None), data.flagged(), None, data.task, message.pipeline
     if isinstance(message, EventMessage):
         return None, None, message.event, message.task, message.pipeline
     return None, None, None, None, None

@@ -206,3 +206,15 @@ def test_message_ids_are_unique_uuids() -> None:
     a = m.StatusMessage(seq=1, site="s", device_id="d", captured_at=WHEN, state="online")
     b = m.StatusMessage(seq=2, site="s", device_id="d", captured_at=WHEN, state="online")
     assert isinstance(a.message_id, uuid.UUID) and a.message_id != b.message_id
+
+
+def test_each_result_says_whether_it_asks_for_attention() -> None:
+    assert m.DefectData(item_id="a", passed=False, score=2.0, threshold=1.0).flagged() is True
+    assert m.DefectData(item_id="a", passed=True, score=0.5, threshold=1.0).flagged() is False
+    sensor = {"score": 3.0, "threshold": 1.0, "window_start": WHEN, "window_end": WHEN}
+    assert m.SensorAnomalyData(anomalous=True, **sensor).flagged() is True
+    assert m.SensorAnomalyData(anomalous=False, **sensor).flagged() is False
+    ok, low = m.ZoneCount(zone="a", count=5, raw_count=5), m.ZoneCount(zone="b", count=1, raw_count=1, state="low")
+    assert m.ShelfData(zones=[ok], detections=5).flagged() is False
+    assert m.ShelfData(zones=[ok, low], detections=6).flagged() is True
+    assert m.ClassifyData(label="cat", score=0.9).flagged() is None
