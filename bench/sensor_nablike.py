@@ -250,6 +250,9 @@ VARIANTS: dict[str, tuple[list[str], dict[str, Any]]] = {
     "min-2-spans": ([], {"min_windows": 40}),
     "clear-1d": ([], {"clear_duration": "1d"}),
     "threshold-0.9999": ([], {"likelihood_threshold": 0.9999}),
+    "spectral-on": (["--spectral-test", "on"], {}),
+    "spectral-off": (["--spectral-test", "off"], {}),
+    "recent-off,spectral-on": (["--recent-test", "off", "--spectral-test", "on"], {}),
 }
 
 

@@ -28,6 +28,7 @@ from edge_agent.errors import EdgeAgentError
 VARIANTS = ("onnx-fp32", "onnx-int8", "tflite-int8")
 SETTINGS: tuple[str, ...] = ("train_rows", "window", "latent", "architecture", "quantile", "margin")
 SETTINGS += ("min_windows", "clear_windows", "clear_ratio", "adapt", "channel", "max_gap", "level_test", "recent_test")
+SETTINGS += ("spectral_test",)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--level-test", choices=("auto", "on", "off"), default="auto", help="fit sensor's --level-test")
     p.add_argument("--recent-test", choices=("auto", "on", "off"), default="auto", help="fit sensor's --recent-test")
+    p.add_argument("--spectral-test", choices=("auto", "on", "off"), default="off", help="fit sensor's --spectral-test")
     p.add_argument("--channel", default=None, help="replay one channel alone (fit and score it by itself)")
     p.add_argument("--fit-only", action="store_true", help=argparse.SUPPRESS)
     return p
@@ -97,6 +99,7 @@ def fit_all(args: argparse.Namespace, work: Path) -> None:
         tflite="tflite-int8" in args.variants.split(","),
         level_test=args.level_test,
         recent_test=args.recent_test,
+        spectral_test=args.spectral_test,
     )
     for path in skab_files(args.data):
         table = _load(path)

@@ -46,6 +46,8 @@ class Calibration:
     level_spread: np.ndarray | None = None
     recent_loc: np.ndarray | None = None
     recent_spread: np.ndarray | None = None
+    spectral_loc: np.ndarray | None = None
+    spectral_spread: np.ndarray | None = None
 
     def log_errors(self, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """N x C relative errors -> (N x C per-channel log errors, N joint log errors)."""
@@ -53,17 +55,22 @@ class Calibration:
         return np.log(clamped), np.log(clamped.mean(axis=1))
 
     def statistic(
-        self, errors: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None
+        self,
+        errors: np.ndarray,
+        levels: np.ndarray | None = None,
+        recent: np.ndarray | None = None,
+        spectral: np.ndarray | None = None,
     ) -> np.ndarray:
         """The combined z-score per window, before the final map."""
-        return self.statistic_of_logs(*self.log_errors(errors), levels, recent)
+        return self.statistic_of_logs(*self.log_errors(errors), levels, recent, spectral)
 
     def recent_z(self, recent: np.ndarray) -> np.ndarray | None:
         """N x C z of the recent-change deviations (NaN, no reference yet: -inf), where the calibration has them."""
-        if self.recent_loc is None or self.recent_spread is None:
-            return None
-        z: np.ndarray = (np.log(np.maximum(recent, RECENT_LOWER)) - self.recent_loc) / self.recent_spread
-        return np.where(np.isnan(z), -np.inf, z)
+        return _log_z(recent, self.recent_loc, self.recent_spread)
+
+    def spectral_z(self, spectral: np.ndarray) -> np.ndarray | None:
+        """N x C z of the spectral-residual ratios (NaN, no reference yet: -inf), where the calibration has them."""
+        return _log_z(spectral, self.spectral_loc, self.spectral_spread)
 
     def level_z(self, levels: np.ndarray) -> np.ndarray | None:
         """N x C one-sided z of each window's mean level (two-sided tail), where the calibration has levels."""
@@ -78,12 +85,14 @@ class Calibration:
         joint: np.ndarray,
         levels: np.ndarray | None = None,
         recent: np.ndarray | None = None,
+        spectral: np.ndarray | None = None,
     ) -> np.ndarray:
         z_joint = (joint - self.joint_loc) / self.joint_spread
         z_channels = (per_channel - self.channel_loc) / self.channel_spread
         extra = [
             self.level_z(levels) if levels is not None else None,
             self.recent_z(recent) if recent is not None else None,
+            self.spectral_z(spectral) if spectral is not None else None,
         ]
         more = [z for z in extra if z is not None]
         if more:
@@ -102,20 +111,31 @@ class Calibration:
         joint: np.ndarray,
         levels: np.ndarray | None = None,
         recent: np.ndarray | None = None,
+        spectral: np.ndarray | None = None,
     ) -> np.ndarray:
-        statistic = self.statistic_of_logs(per_channel, joint, levels, recent)
+        statistic = self.statistic_of_logs(per_channel, joint, levels, recent, spectral)
         out: np.ndarray = (statistic - self.final_loc) / self.final_spread
         return out
 
-    def z(self, errors: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None) -> np.ndarray:
+    def z(
+        self,
+        errors: np.ndarray,
+        levels: np.ndarray | None = None,
+        recent: np.ndarray | None = None,
+        spectral: np.ndarray | None = None,
+    ) -> np.ndarray:
         """Calibrated z per window: about N(0, 1) in its upper tail on normal data."""
-        return self.z_of_logs(*self.log_errors(errors), levels, recent)
+        return self.z_of_logs(*self.log_errors(errors), levels, recent, spectral)
 
     def likelihood(
-        self, errors: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None
+        self,
+        errors: np.ndarray,
+        levels: np.ndarray | None = None,
+        recent: np.ndarray | None = None,
+        spectral: np.ndarray | None = None,
     ) -> np.ndarray:
         """P(a normal window scores lower than this one), per window, in [0, 1]."""
-        out: np.ndarray = 1.0 - sf(self.z(errors, levels, recent))
+        out: np.ndarray = 1.0 - sf(self.z(errors, levels, recent, spectral))
         return out
 
     def to_manifest(self) -> dict[str, Any]:
@@ -135,7 +155,20 @@ class Calibration:
                 if self.recent_loc is not None and self.recent_spread is not None
                 else {}
             ),
+            **(
+                {"spectral_loc": _floats(self.spectral_loc), "spectral_spread": _floats(self.spectral_spread)}
+                if self.spectral_loc is not None and self.spectral_spread is not None
+                else {}
+            ),
         }
+
+
+def _log_z(values: np.ndarray, loc: np.ndarray | None, spread: np.ndarray | None) -> np.ndarray | None:
+    """N x C z of log test values against their normal location and spread (NaN: -inf); None without them."""
+    if loc is None or spread is None:
+        return None
+    z: np.ndarray = (np.log(np.maximum(values, RECENT_LOWER)) - loc) / spread
+    return np.where(np.isnan(z), -np.inf, z)
 
 
 def _floats(values: np.ndarray) -> list[float]:
@@ -150,11 +183,16 @@ def _location_spread(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit_calibration(
-    errors: np.ndarray, floored: np.ndarray, levels: np.ndarray | None = None, recent: np.ndarray | None = None
+    errors: np.ndarray,
+    floored: np.ndarray,
+    levels: np.ndarray | None = None,
+    recent: np.ndarray | None = None,
+    spectral: np.ndarray | None = None,
 ) -> Calibration:
     """Calibration from N x C relative errors of normal windows the model did not see (cross-fitted), and
-    optionally their N x C mean levels (normalised units), for the level test, and their recent-change
-    deviations (NaN where a window had no reference), for the recent-change detector."""
+    optionally their N x C mean levels (normalised units), for the level test, their recent-change
+    deviations (NaN where a window had no reference), for the recent-change detector, and their
+    spectral-residual ratios (NaN likewise), for the spectral-residual test."""
     lower = np.where(floored, FLOORED_LOWER, LOWER)
     base = Calibration(np.zeros(errors.shape[1]), np.ones(errors.shape[1]), lower, 0.0, 1.0)
     per_channel, joint = base.log_errors(errors)
@@ -165,10 +203,13 @@ def fit_calibration(
         calibration.level_loc = np.median(levels, axis=0)
         calibration.level_spread = np.maximum(levels.std(axis=0), MIN_LEVEL_SPREAD)
     if recent is not None:
-        calibration.recent_loc, calibration.recent_spread = _recent_location_spread(recent)
-    t = calibration.statistic(errors, levels, recent)
-    if recent is not None:  # the final map on windows that had every test, where enough of them did
-        complete = ~np.isnan(recent).any(axis=1)
+        calibration.recent_loc, calibration.recent_spread = _span_location_spread(recent, "recent-change")
+    if spectral is not None:
+        calibration.spectral_loc, calibration.spectral_spread = _span_location_spread(spectral, "spectral-residual")
+    t = calibration.statistic(errors, levels, recent, spectral)
+    tests = [v for v in (recent, spectral) if v is not None]
+    if tests:  # the final map on windows that had every test, where enough of them did
+        complete = ~np.isnan(np.concatenate(tests, axis=1)).any(axis=1)
         t = t[complete] if complete.sum() >= MIN_COMPLETE else t
     median = float(np.median(t))
     calibration.final_loc = median
@@ -176,15 +217,17 @@ def fit_calibration(
     return calibration
 
 
-def _recent_location_spread(recent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    logs = np.log(np.maximum(recent, RECENT_LOWER))
+def _span_location_spread(values: np.ndarray, test: str) -> tuple[np.ndarray, np.ndarray]:
+    """Location and spread per channel of a span test's log values on the normal windows that have them."""
+    logs = np.log(np.maximum(values, RECENT_LOWER))
     locs, spreads = [], []
     for column in logs.T:
         known = column[~np.isnan(column)]
         if len(known) < MIN_COMPLETE:
             raise DataError(
-                f"{len(known)} normal windows have a whole reference before them for the recent-change test; "
-                f"at least {MIN_COMPLETE} are needed: give more normal data, a shorter --reference or --recent-test off"
+                f"{len(known)} normal windows have a whole reference before them for the {test} test; "
+                f"at least {MIN_COMPLETE} are needed: give more normal data, a shorter --reference or "
+                f"--{test.split('-', maxsplit=1)[0]}-test off"
             )
         loc, spread = _location_spread(known[:, None])
         locs.append(loc[0])
@@ -228,8 +271,13 @@ def parse_calibration(raw: Mapping[str, Any], channels: int) -> Calibration:
         calibration.recent_loc, calibration.recent_spread = (_vector(raw, k, channels) for k in RECENT_FIELDS)
         if np.any(calibration.recent_spread <= 0):
             raise ManifestError("params.calibration.recent_spread values must be > 0")
+    if "spectral_loc" in raw or "spectral_spread" in raw:
+        calibration.spectral_loc, calibration.spectral_spread = (_vector(raw, k, channels) for k in SPECTRAL_FIELDS)
+        if np.any(calibration.spectral_spread <= 0):
+            raise ManifestError("params.calibration.spectral_spread values must be > 0")
     return calibration
 
 
 LEVEL_FIELDS = ("level_loc", "level_spread")
 RECENT_FIELDS = ("recent_loc", "recent_spread")
+SPECTRAL_FIELDS = ("spectral_loc", "spectral_spread")

@@ -54,9 +54,10 @@ def calibrate_likelihood(
     weights: Weights,
     level_test: bool = False,
     recent: np.ndarray | None = None,
+    spectral: np.ndarray | None = None,
 ) -> LikelihoodFit:
     """Fit the likelihood calibration on cross-fitted errors (training errors when the data are too few), with
-    the recent-level deviations of the same windows when the model has that detector."""
+    the recent-level deviations and the spectral-residual ratios of the same windows when the model has them."""
     errors = crossfit_errors(windows, params, replace(settings, seed=settings.seed + 1))
     crossfitted = errors is not None
     if errors is None:
@@ -64,8 +65,8 @@ def calibrate_likelihood(
         errors = channel_errors(windows, weights.reconstruct(windows), params)
     floored = np.asarray(params.error_scale) <= ERROR_FLOOR
     levels = window_levels(windows) if level_test else None
-    calibration = fit_calibration(errors.astype(np.float64), floored, levels, recent)
-    likelihood = calibration.likelihood(errors.astype(np.float64), levels, recent)
+    calibration = fit_calibration(errors.astype(np.float64), floored, levels, recent, spectral)
+    likelihood = calibration.likelihood(errors.astype(np.float64), levels, recent, spectral)
     return LikelihoodFit(calibration, likelihood, crossfitted)
 
 

@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
         "within the normal range); auto = on for one channel",
     )  # fmt: skip
     p.add_argument(
+        "--spectral-test", choices=("auto", "on", "off"), default="off",
+        help="also test how salient the newest samples are in the spectral residual of the stretch before them "
+        "(spikes, bursts); auto = on for one channel",
+    )  # fmt: skip
+    p.add_argument(
         "--reference", default=None,
         help="recent-change reference before each window: samples or a time (8h); None = 5 windows",
     )  # fmt: skip
@@ -178,6 +183,7 @@ def model_card(result: FitResult, table: SensorTable, source: Path) -> str:
             f"threshold {m.thresholds['likelihood']} (about {100 * (1 - m.thresholds['likelihood']):.2g}% of normal "
             "windows pass it). A single channel far outside its normal range is enough to raise it.",
             *_recent_line(m.params),
+            *_spectral_line(m.params),
             *_adapt_line(m.params),
             *(f"- Warning: {w}" for w in result.warnings),
             "",
@@ -209,6 +215,17 @@ def _recent_line(params: dict[str, Any]) -> list[str]:
         f"against the typical step of the {recent['reference']} samples before them, so a level shift or a spike "
         "inside the normal range is seen within a window; a single step larger than any in the normal data is "
         "enough to raise it."
+    ]
+
+
+def _spectral_line(params: dict[str, Any]) -> list[str]:
+    spectral = params.get("spectral")
+    if not isinstance(spectral, dict):
+        return []
+    return [
+        f"- Spectral-residual test (in the likelihood): the largest saliency of the last two windows in the "
+        f"spectral residual of the stretch ending with them, against the mean saliency of the "
+        f"{spectral['reference']} samples before them (spikes, bursts, abrupt changes of pattern)."
     ]
 
 
@@ -245,6 +262,7 @@ def options_for(args: argparse.Namespace, table: SensorTable) -> FitOptions:
         window_text=None if args.window.isdigit() else args.window,
         level_test=args.level_test,
         recent_test=args.recent_test,
+        spectral_test=args.spectral_test,
         reference=samples_for(args.reference, period, "--reference") if args.reference is not None else None,
         adapt=args.adapt,
     )

@@ -18,6 +18,7 @@ from edge_agent.tasks.sensor.crossfit import calibrate_likelihood
 from edge_agent.tasks.sensor.durations import parse_duration
 from edge_agent.tasks.sensor.recent import HOLD, REFERENCE_WINDOWS, RecentSpec, fitted_spec, series_deviation
 from edge_agent.tasks.sensor.scoring import DECODER, ERROR_FLOOR, SensorParams, channel_errors, window_scores
+from edge_agent.tasks.sensor.spectral import SpectralSpec, series_saliency
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
 
 logger = logging.getLogger(__name__)
@@ -61,12 +62,16 @@ class FitOptions:
     recent_test: str = "auto"  # the recent-change detector: on, off, or auto (on for one channel)
     reference: int | None = None  # its reference in samples; None = REFERENCE_WINDOWS windows
     adapt: str = "auto"  # the run-time adaptation recorded: a duration (1d), off, or auto (1 day for one channel)
+    spectral_test: str = "off"  # the spectral-residual test: on, off, or auto (on for one channel)
 
     def levels_for(self, channels: int) -> bool:
         return self.level_test == "on" or (self.level_test == "auto" and channels == 1)
 
     def recent_for(self, channels: int) -> bool:
         return self.recent_test == "on" or (self.recent_test == "auto" and channels == 1)
+
+    def spectral_for(self, channels: int) -> bool:
+        return self.spectral_test == "on" or (self.spectral_test == "auto" and channels == 1)
 
     def adapt_for(self, channels: int) -> float | None:
         """The adaptation time constant in seconds recorded for the device, or None for none."""
@@ -177,17 +182,36 @@ def training_windows(
     return np.ascontiguousarray(windows[mask]), mask
 
 
-def recent_spec(options: FitOptions, normalised: np.ndarray, warnings: list[str]) -> RecentSpec | None:
-    """The recent-change detector's reference, shortened so that at least half the normal windows have one."""
-    rows = len(normalised)
+def reference_for(options: FitOptions, rows: int, test: str, warnings: list[str]) -> int | None:
+    """A span test's reference in samples, shortened so that at least half the normal windows have one."""
     wanted = options.reference or REFERENCE_WINDOWS * options.window
     fits = (rows - options.window + 1) // 2 - (HOLD - 1) * options.window
     if fits < max(2, MIN_COMPLETE):
-        warnings.append(f"{rows} normal samples are too few for the recent-change test (reference {wanted}): left out")
+        warnings.append(f"{rows} normal samples are too few for the {test} test (reference {wanted}): left out")
         return None
     if wanted > fits:
-        warnings.append(f"recent-change reference shortened from {wanted} to {fits} samples (half the normal windows)")
-    return fitted_spec(normalised, min(wanted, fits))
+        warnings.append(f"{test} reference shortened from {wanted} to {fits} samples (half the normal windows)")
+    return min(wanted, fits)
+
+
+def recent_spec(options: FitOptions, normalised: np.ndarray, warnings: list[str]) -> RecentSpec | None:
+    """The recent-change detector's spec, its reference shortened to what the normal data allow."""
+    reference = reference_for(options, len(normalised), "recent-change", warnings)
+    return None if reference is None else fitted_spec(normalised, reference)
+
+
+def spectral_test(
+    normalised: np.ndarray, timestamps: np.ndarray | None, options: FitOptions, period: float, warnings: list[str]
+) -> tuple[SpectralSpec | None, np.ndarray | None]:
+    """The spectral-residual test's spec and every stride-1 window's ratio, where the fit has the test."""
+    if not options.spectral_for(normalised.shape[1]):
+        return None, None
+    reference = reference_for(options, len(normalised), "spectral-residual", warnings)
+    if reference is None:
+        return None, None
+    spec = SpectralSpec(reference)
+    valid = spacing.gap_free(timestamps, spec.span(options.window), period) if timestamps is not None else None
+    return spec, series_saliency(normalised.astype(np.float64), options.window, spec, valid)
 
 
 def recent_test(
@@ -231,29 +255,38 @@ def fit_arrays(
     windows, chosen = training_windows(normalised, timestamps, options.window, period)
     spec, recent = recent_test(normalised, timestamps, options, period, warnings)
     recent = recent[chosen] if recent is not None else None
+    spectral_spec, spectral = spectral_test(normalised, timestamps, options, period, warnings)
+    spectral = spectral[chosen] if spectral is not None else None
     base = SensorParams(options.window, options.stride, tuple(channels), mean, std, np.ones(len(channels), np.float32))
     logger.info("fitting %s autoencoder on %d windows of %s", options.train.architecture, len(windows), source)
     weights = train_autoencoder(windows, options.train)
     params, threshold, scores = calibrate(weights, windows, base, options)
     levels = options.levels_for(len(channels))
-    likelihood_fit = calibrate_likelihood(windows, params, options.train, weights, levels, recent)
+    likelihood_fit = calibrate_likelihood(windows, params, options.train, weights, levels, recent, spectral)
     for message in warnings:
         logger.warning("%s", message)
     files = export_all(weights, directory, windows, tflite=options.tflite)
     manifest = build_manifest(options, params, threshold, files, directory, len(values), source)
-    manifest = with_run_settings(manifest, likelihood_fit.calibration, period, options, spec)
+    manifest = with_run_settings(manifest, likelihood_fit.calibration, period, options, spec, spectral_spec)
     write_manifest(directory, manifest)
     return FitResult(directory, manifest, weights, params, scores, files, warnings, likelihood_fit.likelihood)
 
 
 def with_run_settings(
-    manifest: Manifest, calibration: Calibration, period: float, options: FitOptions, recent: RecentSpec | None = None
+    manifest: Manifest,
+    calibration: Calibration,
+    period: float,
+    options: FitOptions,
+    recent: RecentSpec | None = None,
+    spectral: SpectralSpec | None = None,
 ) -> Manifest:
-    """Add the likelihood calibration, the sample period, the recent-change reference and the debounce settings."""
+    """Add the likelihood calibration, the sample period, the span tests' references and the debounce settings."""
     params = dict(manifest.params)
     params["calibration"] = calibration.to_manifest()
     if recent is not None:
         params["recent"] = recent.to_manifest()
+    if spectral is not None:
+        params["spectral"] = spectral.to_manifest()
     if period > 0:
         params["sampling"] = {"period_s": float(f"{period:.6g}"), "gap_factor": spacing.GAP_FACTOR}
     params["decision"] = options.debounce.to_manifest()
@@ -288,6 +321,7 @@ def build_manifest(
         "normal_rows": rows,
         "level_test": options.levels_for(len(params.channels)),
         "recent_test": options.recent_for(len(params.channels)),
+        "spectral_test": options.spectral_for(len(params.channels)),
         "source": source,
         **({"window": options.window_text} if options.window_text else {}),
     }

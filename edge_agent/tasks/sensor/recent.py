@@ -133,16 +133,15 @@ def series_deviation(series: np.ndarray, size: int, spec: RecentSpec, valid: np.
     return out
 
 
-class RecentTracker:
-    """The device side: keeps the last span of samples of the stream and scores each window.
+class SpanTracker:
+    """The device side of a test on the last span of samples: keeps them and scores each window.
 
     Windows are taken as consecutive when their overlap matches the previous window's (stride below
     the window) or when no gap lies between them; a gap, or a window that does not follow on, starts
     the reference over, so data from both sides of a gap are never compared.
     """
 
-    def __init__(self, spec: RecentSpec, size: int, stride: int, channels: int) -> None:
-        self.spec = spec
+    def __init__(self, size: int, stride: int, channels: int) -> None:
         self.size = size
         self.stride = stride
         self._history = np.zeros((0, channels))
@@ -201,12 +200,34 @@ class RecentTracker:
             ends.append((i, length))
         return self._score_run(np.concatenate(rows), ends, out)
 
+    def needed(self) -> int:
+        """Samples a window's test needs, ending with the window."""
+        raise NotImplementedError
+
+    def deviation(self, series: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        """len(ends) x C test values of the spans of `series` ending just before each index in `ends`."""
+        raise NotImplementedError
+
     def _score_run(self, series: np.ndarray, ends: list[tuple[int, int]], out: np.ndarray) -> np.ndarray:
         """Score the windows of one run (their ends in `series`) into `out`; returns the samples to keep."""
-        need = self.spec.span(self.size)
+        need = self.needed()
         ready = [(i, end) for i, end in ends if end >= need]
         if ready:
             index = np.array([i for i, _ in ready])
-            out[index] = deviation_at(series, np.array([end for _, end in ready]), self.spec, HOLD * self.size)
+            out[index] = self.deviation(series, np.array([end for _, end in ready]))
         kept: np.ndarray = series[-need:].copy()
         return kept
+
+
+class RecentTracker(SpanTracker):
+    """The recent-change test on the device: the largest recent step against the steps before it."""
+
+    def __init__(self, spec: RecentSpec, size: int, stride: int, channels: int) -> None:
+        super().__init__(size, stride, channels)
+        self.spec = spec
+
+    def needed(self) -> int:
+        return self.spec.span(self.size)
+
+    def deviation(self, series: np.ndarray, ends: np.ndarray) -> np.ndarray:
+        return deviation_at(series, ends, self.spec, HOLD * self.size)

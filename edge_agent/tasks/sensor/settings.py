@@ -21,6 +21,7 @@ from edge_agent.tasks.sensor.decision import DecisionSettings
 from edge_agent.tasks.sensor.gauss import isf
 from edge_agent.tasks.sensor.recent import RecentSpec, parse_recent
 from edge_agent.tasks.sensor.scoring import DECODER, SensorParams, parse_params
+from edge_agent.tasks.sensor.spectral import SpectralSpec, parse_spectral
 
 DEFAULT_LIKELIHOOD = 0.999
 
@@ -38,6 +39,7 @@ class SensorSettings:
     period_s: float | None
     recent: RecentSpec | None = None
     adapt_s: float | None = None
+    spectral: SpectralSpec | None = None
 
 
 def _config_error(field: str, message: str, hint: str) -> ConfigError:
@@ -164,7 +166,12 @@ def sensor_settings(config: SensorAnomalyTaskConfig, manifest: Manifest) -> Sens
         raise ManifestError(
             f"model {name!r}: params.recent needs params.calibration.recent_loc/recent_spread; refit it"
         )
+    spectral = parse_spectral(manifest.params.get("spectral"))
+    if spectral is not None and (calibration is None or calibration.spectral_loc is None):
+        raise ManifestError(
+            f"model {name!r}: params.spectral needs params.calibration.spectral_loc/spectral_spread; refit it"
+        )
     return SensorSettings(
         params, calibration, decide_on, score_threshold, likelihood_threshold, decision, period, recent,
-        _adapt(config, manifest.params),
+        _adapt(config, manifest.params), spectral,
     )  # fmt: skip

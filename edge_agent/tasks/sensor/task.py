@@ -18,10 +18,11 @@ from edge_agent.tasks.sensor.adaptation import Adapter, BatchStats
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
 from edge_agent.tasks.sensor.decision import HysteresisDecider, Transition
 from edge_agent.tasks.sensor.gauss import isf, sf
-from edge_agent.tasks.sensor.recent import RecentTracker
+from edge_agent.tasks.sensor.recent import RecentTracker, SpanTracker
 from edge_agent.tasks.sensor.scoring import SensorParams, by_channel, channel_errors, frozen_channels, normalise_into
 from edge_agent.tasks.sensor.settings import SensorSettings, sensor_settings
 from edge_agent.tasks.sensor.spacing import GapCheck
+from edge_agent.tasks.sensor.spectral import SpectralTracker
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         max_gap = config.max_gap if config.max_gap is not None else max(3.0, self.params.size / 4)
         self.gaps = GapCheck(self.params.size, self.settings.period_s, max_gap, context.pipeline)
         self.recent = self._recent_tracker(context.pipeline)
+        self.spectral = self._spectral_tracker(context.pipeline)
         self._fit_mean = self.params.mean.copy()  # the recent-change test works on raw / std, unmoved by adaptation
         self.subject = config.subject or context.pipeline
         self.metrics = metrics if metrics is not None else context.metrics
@@ -74,17 +76,26 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         self._held: list[EventDraft] = []
 
     def _recent_tracker(self, pipeline: str) -> RecentTracker | None:
-        """The recent-change test needs every sample: with windows further apart than their length it is off."""
-        spec, size, stride = self.settings.recent, self.params.size, self.params.stride
-        if spec is None:
+        spec = self.settings.recent
+        if spec is None or not self._every_sample(pipeline, "recent-change"):
             return None
+        return RecentTracker(spec, self.params.size, self.params.stride, len(self.params.channels))
+
+    def _spectral_tracker(self, pipeline: str) -> SpectralTracker | None:
+        spec = self.settings.spectral
+        if spec is None or not self._every_sample(pipeline, "spectral-residual"):
+            return None
+        return SpectralTracker(spec, self.params.size, self.params.stride, len(self.params.channels))
+
+    def _every_sample(self, pipeline: str, test: str) -> bool:
+        """The span tests need every sample: with windows further apart than their length they are off."""
+        size, stride = self.params.size, self.params.stride
         if stride > size:
             logger.warning(
-                "%s: windows every %d samples skip samples between windows of %d: the recent-change test is off "
-                "(set a stride <= the window)", pipeline, stride, size,
+                "%s: windows every %d samples skip samples between windows of %d: the %s test is off "
+                "(set a stride <= the window)", pipeline, stride, size, test,
             )  # fmt: skip
-            return None
-        return RecentTracker(spec, size, stride, len(self.params.channels))
+        return stride <= size
 
     @property
     def threshold(self) -> float:
@@ -137,17 +148,24 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
             return None, scores
         per_channel, joint = self.calibration.log_errors(errors.astype(np.float64))
         levels = by_channel(self._inputs).mean(axis=2).astype(np.float64)
-        recent = None
-        if self.recent is not None:
-            shift = (self.params.mean - self._fit_mean) / self.params.std  # undo adaptation's moves of the mean
-            recent = self.recent.score(self._inputs.astype(np.float64) + shift, gaps)
-        z = self.calibration.z_of_logs(per_channel, joint, levels, recent)
+        recent, spectral = self._span_tests(gaps)
+        z = self.calibration.z_of_logs(per_channel, joint, levels, recent, spectral)
         if self.adapter.active:
             means = self.params.mean + self.params.std * levels
             ends = np.array([_end(item) for item in items])
             self.adapter.observe(BatchStats(means, per_channel, joint, ends, np.zeros(len(items), dtype=bool)))
         likelihood: np.ndarray = 1.0 - sf(z)
         return likelihood, (z if self.settings.decide_on == "likelihood" else scores)
+
+    def _span_tests(self, gaps: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The recent-change and spectral-residual tests of the batch, where the model has them."""
+        trackers: list[SpanTracker | None] = [self.recent, self.spectral]
+        if not any(trackers):
+            return None, None
+        shift = (self.params.mean - self._fit_mean) / self.params.std  # undo adaptation's moves of the mean
+        inputs = self._inputs.astype(np.float64) + shift
+        recent, spectral = (None if t is None else t.score(inputs, gaps) for t in trackers)
+        return recent, spectral
 
     def _gaps(self, items: Sequence[Item]) -> np.ndarray:
         starts = np.array([float(item.meta.get("window_start", item.captured_at)) for item in items])
@@ -237,8 +255,9 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         if transition is not None:
             self._held.append(self._event(transition))
         self.adapter.rebaseline(duration_s)
-        if self.recent is not None:
-            self.recent.reset()  # the recent-change reference restarts from the data after maintenance
+        for tracker in (self.recent, self.spectral):
+            if tracker is not None:
+                tracker.reset()  # the span tests' references restart from the data after maintenance
         logger.info("%s: relearning the normal levels over the next %.0f s", self.context.pipeline, duration_s)
         return f"relearning the normal levels over the next {duration_s:g} s (alarms held)"
 
@@ -255,8 +274,9 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         finally:
             self.gaps.measured_s = measured  # the check's window says nothing about the stream
             self.adapter.observe(None)
-            if self.recent is not None:
-                self.recent.reset()
+            for tracker in (self.recent, self.spectral):
+                if tracker is not None:
+                    tracker.reset()
         if not np.isfinite(decoded.score) or (decoded.likelihood is not None and not np.isfinite(decoded.likelihood)):
             raise ManifestError(f"model {self.model.manifest.name!r} scores a normal window as {decoded.score}")
 
