@@ -1,0 +1,46 @@
+"""The preprocessor's buffer holds (pixel * scale - mean) / std in the model's channel order and layout."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge_agent.runtime.manifest import InputSpec
+from edge_agent.tasks.preprocess import ImagePreprocessor
+
+SPECS = [
+    pytest.param("NHWC", "BGR", 1.0, [], [], "float32", id="raw-pixels-bgr"),
+    pytest.param("NHWC", "RGB", 1 / 255, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225], "float32", id="imagenet-rgb"),
+    pytest.param("NHWC", "RGB", 1 / 128, [1.0] * 3, [1.0] * 3, "float32", id="minus-one-to-one"),
+    pytest.param("NCHW", "RGB", 1 / 255, [], [], "float32", id="nchw-unit"),
+    pytest.param("NHWC", "GRAY", 1 / 128, [1.0], [1.0], "float32", id="grey"),
+    pytest.param("NHWC", "RGB", 1.0, [], [], "uint8", id="uint8-rgb"),
+]
+
+
+def expected(
+    frame: np.ndarray, layout: str, color: str, scale: float, mean: list[float], std: list[float]
+) -> np.ndarray:
+    if color == "GRAY":
+        grey = 0.299 * frame[..., 2] + 0.587 * frame[..., 1] + 0.114 * frame[..., 0]
+        image = np.rint(grey)[..., None]
+    else:
+        image = frame[..., ::-1] if color == "RGB" else frame
+    n = image.shape[2]
+    out = (image.astype(np.float64) * scale - np.asarray(mean or [0.0] * n)) / np.asarray(std or [1.0] * n)
+    return out.transpose(2, 0, 1)[None] if layout == "NCHW" else out[None]
+
+
+@pytest.mark.parametrize(("layout", "color", "scale", "mean", "std", "dtype"), SPECS)
+def test_the_buffer_holds_the_normalised_frame(
+    layout: str, color: str, scale: float, mean: list[float], std: list[float], dtype: str
+) -> None:
+    channels = 1 if color == "GRAY" else 3
+    shape = [1, channels, 24, 32] if layout == "NCHW" else [1, 24, 32, channels]
+    spec = InputSpec(name="x", shape=shape, layout=layout, color=color, scale=scale, mean=mean, std=std, dtype=dtype)
+    frame = np.random.default_rng(5).integers(0, 256, (24, 32, 3), dtype=np.uint8)  # the model's size: no resize
+    buffer, _ = ImagePreprocessor(spec)(frame)
+    assert buffer.dtype == np.dtype(dtype) and list(buffer.shape) == shape
+    # float32 rounding, or one grey level where OpenCV's fixed-point grey conversion rounds the other way
+    tolerance = scale / min(std or [1.0]) if color == "GRAY" else 1e-5
+    assert np.abs(buffer.astype(np.float64) - expected(frame, layout, color, scale, mean, std)).max() <= tolerance
