@@ -9,7 +9,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_agent.errors import ManifestError
-from edge_agent.tasks.sensor.calibration import fit_calibration, parse_calibration
+from edge_agent.tasks.sensor.calibration import ExtraTests, fit_calibration, parse_calibration
 from edge_agent.tasks.sensor.spectral import SpectralSpec, SpectralTracker, parse_spectral, series_saliency
 
 SIZE = 10
@@ -80,12 +80,12 @@ def test_calibrated_a_0_99_threshold_gives_about_1_percent_on_fresh_normal_data(
         return errors, spectral
 
     errors, spectral = normal_windows(10)
-    calibration = fit_calibration(errors, np.zeros(1, dtype=bool), spectral=spectral)
+    calibration = fit_calibration(errors, np.zeros(1, dtype=bool), ExtraTests(spectral=spectral))
     assert calibration.spectral_loc is not None and calibration.spectral_spread is not None
     shares = []
     for seed in (11, 12, 13):
         fresh_errors, fresh = normal_windows(seed)
-        likelihood = calibration.likelihood(fresh_errors, spectral=fresh)[FIRST:]
+        likelihood = calibration.likelihood(fresh_errors, ExtraTests(spectral=fresh))[FIRST:]
         shares.append(float(np.mean(likelihood > 0.99)))
     assert 0.004 < np.mean(shares) < 0.025, shares
     spiked = cycle(6000, 11)
@@ -97,7 +97,9 @@ def test_calibrated_a_0_99_threshold_gives_about_1_percent_on_fresh_normal_data(
 def test_the_spec_and_the_calibration_round_trip_through_the_manifest() -> None:
     assert parse_spectral(SPEC.to_manifest()) == SPEC and parse_spectral(None) is None
     errors = np.random.default_rng(0).lognormal(size=(500, 1))
-    calibration = fit_calibration(errors, np.zeros(1, dtype=bool), spectral=series_saliency(cycle(509, 0), SIZE, SPEC))
+    calibration = fit_calibration(
+        errors, np.zeros(1, dtype=bool), ExtraTests(spectral=series_saliency(cycle(509, 0), SIZE, SPEC))
+    )
     again = parse_calibration(calibration.to_manifest(), 1)
     assert again.spectral_loc is not None and again.spectral_spread is not None
     np.testing.assert_allclose(again.spectral_loc, calibration.spectral_loc, rtol=1e-6)

@@ -31,6 +31,20 @@ RECENT_LOWER = 1e-3  # a window exactly at its reference median
 MIN_COMPLETE = 50  # windows with every test needed to fit the recent test and the final map on them
 
 
+@dataclass(frozen=True)
+class ExtraTests:
+    """The per-channel tests beside the reconstruction errors, each N x C or None: the windows' mean levels
+    (normalised units) for the level test, their recent-change deviations and their spectral-residual ratios
+    (NaN where a window had no whole reference before it)."""
+
+    levels: np.ndarray | None = None
+    recent: np.ndarray | None = None
+    spectral: np.ndarray | None = None
+
+
+NO_EXTRA = ExtraTests()
+
+
 @dataclass
 class Calibration:
     """Location/spread of log relative errors per channel and jointly, and the final affine map."""
@@ -54,15 +68,9 @@ class Calibration:
         clamped = np.maximum(errors, self.channel_lower)
         return np.log(clamped), np.log(clamped.mean(axis=1))
 
-    def statistic(
-        self,
-        errors: np.ndarray,
-        levels: np.ndarray | None = None,
-        recent: np.ndarray | None = None,
-        spectral: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def statistic(self, errors: np.ndarray, extra: ExtraTests = NO_EXTRA) -> np.ndarray:
         """The combined z-score per window, before the final map."""
-        return self.statistic_of_logs(*self.log_errors(errors), levels, recent, spectral)
+        return self.statistic_of_logs(*self.log_errors(errors), extra)
 
     def recent_z(self, recent: np.ndarray) -> np.ndarray | None:
         """N x C z of the recent-change deviations (NaN, no reference yet: -inf), where the calibration has them."""
@@ -79,63 +87,37 @@ class Calibration:
         two_sided = 2.0 * sf(np.abs(levels - self.level_loc) / self.level_spread)
         return isf(np.minimum(two_sided, 1.0))
 
-    def statistic_of_logs(
-        self,
-        per_channel: np.ndarray,
-        joint: np.ndarray,
-        levels: np.ndarray | None = None,
-        recent: np.ndarray | None = None,
-        spectral: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def statistic_of_logs(self, per_channel: np.ndarray, joint: np.ndarray, extra: ExtraTests = NO_EXTRA) -> np.ndarray:
         z_joint = (joint - self.joint_loc) / self.joint_spread
         z_channels = (per_channel - self.channel_loc) / self.channel_spread
-        extra = [
-            self.level_z(levels) if levels is not None else None,
-            self.recent_z(recent) if recent is not None else None,
-            self.spectral_z(spectral) if spectral is not None else None,
+        tests = [
+            self.level_z(extra.levels) if extra.levels is not None else None,
+            self.recent_z(extra.recent) if extra.recent is not None else None,
+            self.spectral_z(extra.spectral) if extra.spectral is not None else None,
         ]
-        more = [z for z in extra if z is not None]
+        more = [z for z in tests if z is not None]
         if more:
             z_channels = np.concatenate([z_channels, *more], axis=1)
         z_max = z_channels.max(axis=1)
-        tests = z_channels.shape[1]
-        if tests > 1:
+        count = z_channels.shape[1]
+        if count > 1:
             p_min = sf(z_max)
-            z_max = isf(-np.expm1(tests * np.log1p(-np.minimum(p_min, 1.0 - 1e-16))))  # Sidak
+            z_max = isf(-np.expm1(count * np.log1p(-np.minimum(p_min, 1.0 - 1e-16))))  # Sidak
         combined: np.ndarray = np.maximum(z_joint, z_max)
         return combined
 
-    def z_of_logs(
-        self,
-        per_channel: np.ndarray,
-        joint: np.ndarray,
-        levels: np.ndarray | None = None,
-        recent: np.ndarray | None = None,
-        spectral: np.ndarray | None = None,
-    ) -> np.ndarray:
-        statistic = self.statistic_of_logs(per_channel, joint, levels, recent, spectral)
+    def z_of_logs(self, per_channel: np.ndarray, joint: np.ndarray, extra: ExtraTests = NO_EXTRA) -> np.ndarray:
+        statistic = self.statistic_of_logs(per_channel, joint, extra)
         out: np.ndarray = (statistic - self.final_loc) / self.final_spread
         return out
 
-    def z(
-        self,
-        errors: np.ndarray,
-        levels: np.ndarray | None = None,
-        recent: np.ndarray | None = None,
-        spectral: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def z(self, errors: np.ndarray, extra: ExtraTests = NO_EXTRA) -> np.ndarray:
         """Calibrated z per window: about N(0, 1) in its upper tail on normal data."""
-        return self.z_of_logs(*self.log_errors(errors), levels, recent, spectral)
+        return self.z_of_logs(*self.log_errors(errors), extra)
 
-    def likelihood(
-        self,
-        errors: np.ndarray,
-        levels: np.ndarray | None = None,
-        recent: np.ndarray | None = None,
-        spectral: np.ndarray | None = None,
-    ) -> np.ndarray:
+    def likelihood(self, errors: np.ndarray, extra: ExtraTests = NO_EXTRA) -> np.ndarray:
         """P(a normal window scores lower than this one), per window, in [0, 1]."""
-        out: np.ndarray = 1.0 - sf(self.z(errors, levels, recent, spectral))
+        out: np.ndarray = 1.0 - sf(self.z(errors, extra))
         return out
 
     def to_manifest(self) -> dict[str, Any]:
@@ -182,32 +164,26 @@ def _location_spread(logs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return loc, spread
 
 
-def fit_calibration(
-    errors: np.ndarray,
-    floored: np.ndarray,
-    levels: np.ndarray | None = None,
-    recent: np.ndarray | None = None,
-    spectral: np.ndarray | None = None,
-) -> Calibration:
+def fit_calibration(errors: np.ndarray, floored: np.ndarray, extra: ExtraTests = NO_EXTRA) -> Calibration:
     """Calibration from N x C relative errors of normal windows the model did not see (cross-fitted), and
-    optionally their N x C mean levels (normalised units), for the level test, their recent-change
-    deviations (NaN where a window had no reference), for the recent-change detector, and their
-    spectral-residual ratios (NaN likewise), for the spectral-residual test."""
+    optionally the extra tests of the same windows."""
     lower = np.where(floored, FLOORED_LOWER, LOWER)
     base = Calibration(np.zeros(errors.shape[1]), np.ones(errors.shape[1]), lower, 0.0, 1.0)
     per_channel, joint = base.log_errors(errors)
     loc, spread = _location_spread(per_channel)
     joint_loc, joint_spread = _location_spread(joint[:, None])
     calibration = Calibration(loc, spread, lower, float(joint_loc[0]), float(joint_spread[0]))
-    if levels is not None:
-        calibration.level_loc = np.median(levels, axis=0)
-        calibration.level_spread = np.maximum(levels.std(axis=0), MIN_LEVEL_SPREAD)
-    if recent is not None:
-        calibration.recent_loc, calibration.recent_spread = _span_location_spread(recent, "recent-change")
-    if spectral is not None:
-        calibration.spectral_loc, calibration.spectral_spread = _span_location_spread(spectral, "spectral-residual")
-    t = calibration.statistic(errors, levels, recent, spectral)
-    tests = [v for v in (recent, spectral) if v is not None]
+    if extra.levels is not None:
+        calibration.level_loc = np.median(extra.levels, axis=0)
+        calibration.level_spread = np.maximum(extra.levels.std(axis=0), MIN_LEVEL_SPREAD)
+    if extra.recent is not None:
+        calibration.recent_loc, calibration.recent_spread = _span_location_spread(extra.recent, "recent-change")
+    if extra.spectral is not None:
+        calibration.spectral_loc, calibration.spectral_spread = _span_location_spread(
+            extra.spectral, "spectral-residual"
+        )
+    t = calibration.statistic(errors, extra)
+    tests = [v for v in (extra.recent, extra.spectral) if v is not None]
     if tests:  # the final map on windows that had every test, where enough of them did
         complete = ~np.isnan(np.concatenate(tests, axis=1)).any(axis=1)
         t = t[complete] if complete.sum() >= MIN_COMPLETE else t

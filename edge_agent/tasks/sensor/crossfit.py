@@ -14,7 +14,7 @@ from itertools import pairwise
 
 import numpy as np
 
-from edge_agent.tasks.sensor.calibration import Calibration, fit_calibration
+from edge_agent.tasks.sensor.calibration import Calibration, ExtraTests, fit_calibration
 from edge_agent.tasks.sensor.scoring import ERROR_FLOOR, SensorParams, by_channel, channel_errors
 from edge_agent.tasks.sensor.training import TrainSettings, Weights, train_autoencoder
 
@@ -65,8 +65,9 @@ def calibrate_likelihood(
         errors = channel_errors(windows, weights.reconstruct(windows), params)
     floored = np.asarray(params.error_scale) <= ERROR_FLOOR
     levels = window_levels(windows) if level_test else None
-    calibration = fit_calibration(errors.astype(np.float64), floored, levels, recent, spectral)
-    likelihood = calibration.likelihood(errors.astype(np.float64), levels, recent, spectral)
+    extra = ExtraTests(levels, recent, spectral)
+    calibration = fit_calibration(errors.astype(np.float64), floored, extra)
+    likelihood = calibration.likelihood(errors.astype(np.float64), extra)
     return LikelihoodFit(calibration, likelihood, crossfitted)
 
 

@@ -15,6 +15,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import EventDraft, Item, Task, TaskContext, TaskOutput
 from edge_agent.tasks.sensor.adaptation import Adapter, BatchStats
+from edge_agent.tasks.sensor.calibration import ExtraTests
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
 from edge_agent.tasks.sensor.decision import HysteresisDecider, Transition
 from edge_agent.tasks.sensor.gauss import isf, sf
@@ -149,7 +150,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         per_channel, joint = self.calibration.log_errors(errors.astype(np.float64))
         levels = by_channel(self._inputs).mean(axis=2).astype(np.float64)
         recent, spectral = self._span_tests(gaps)
-        z = self.calibration.z_of_logs(per_channel, joint, levels, recent, spectral)
+        z = self.calibration.z_of_logs(per_channel, joint, ExtraTests(levels, recent, spectral))
         if self.adapter.active:
             means = self.params.mean + self.params.std * levels
             ends = np.array([_end(item) for item in items])
