@@ -44,3 +44,13 @@ def test_the_buffer_holds_the_normalised_frame(
     # float32 rounding, or one grey level where OpenCV's fixed-point grey conversion rounds the other way
     tolerance = scale / min(std or [1.0]) if color == "GRAY" else 1e-5
     assert np.abs(buffer.astype(np.float64) - expected(frame, layout, color, scale, mean, std)).max() <= tolerance
+
+
+def test_the_letterbox_pads_everything_outside_the_frame_whatever_came_before() -> None:
+    spec = InputSpec(name="x", shape=[1, 64, 64, 3], layout="NHWC", color="BGR")
+    pre = ImagePreprocessor(spec, letterbox=True)
+    pre(np.full((32, 64, 3), 200, np.uint8))  # wide: pads above and below
+    buffer, box = pre(np.full((64, 16, 3), 50, np.uint8))  # tall: pads left and right, over the old frame
+    image = buffer[0]
+    assert box.pad_x == 24 and box.pad_y == 0
+    assert (image[:, :24] == 114).all() and (image[:, 40:] == 114).all() and (image[:, 24:40] == 50).all()
