@@ -277,7 +277,8 @@ class PipelineConfig(Strict):
     task: TaskConfig
     sinks: list[Literal["mqtt", "log", "jsonl"]] = Field(
         default_factory=lambda: ["mqtt"],  # type: ignore[arg-type]
-        description="Where results go; each sink is isolated from the others."
+        description="Where results go; each sink is isolated from the others. Without mqtt the results take no "
+        "seq (they repeat the device's last one), so the cloud sees no gap where they went."
     )
     jsonl_path: Path | None = Field(None, description="File the jsonl sink appends to.")
     queue_size: int = Field(256, ge=1, description="Bounded queue for sensor windows and triggered items.")

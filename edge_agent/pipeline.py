@@ -117,6 +117,9 @@ class Pipeline(threading.Thread):
         self.sinks = list(sinks)
         self.metrics = metrics
         self.factory = factory
+        # A pipeline whose messages never reach the outbox takes no seq: the cloud would count each one as lost.
+        numbered = any(sink.numbered for sink in self.sinks)
+        self._envelope = factory.envelope if numbered else factory.untracked_envelope
         self.latency = LatencyWindow.create()
         self.last_result_at: float | None = None
         self.started_at = time.monotonic()
@@ -191,7 +194,7 @@ class Pipeline(threading.Thread):
             if result.data is not None:
                 self.latency.counts.update(self.task.observe(result.data))
                 msg = m.ResultMessage(
-                    **self.factory.envelope(item.captured_at),
+                    **self._envelope(item.captured_at),
                     pipeline=self.pipeline,
                     model=self.model_label,
                     timing=timing,
@@ -214,7 +217,7 @@ class Pipeline(threading.Thread):
             snapshot_topic = self.factory.topic(f"{kind}/snapshot/{uuid.uuid4().hex}")
             out.append(Outgoing(snapshot_topic, draft.snapshot_jpeg, "snapshot"))
         event = m.EventMessage(
-            **self.factory.envelope(item.captured_at),
+            **self._envelope(item.captured_at),
             pipeline=self.pipeline,
             task=kind,
             event=draft.event,

@@ -26,6 +26,7 @@ class Outgoing:
 
 class Sink(abc.ABC):
     name: str
+    numbered = False  # its messages carry the outbox's seq, which the cloud checks for gaps (each gap is a loss)
 
     @abc.abstractmethod
     def publish(self, messages: list[Outgoing]) -> None: ...
@@ -38,6 +39,7 @@ class MqttSink(Sink):
     """Commits to the durable outbox (one transaction per batch); the forwarder sends after the commit."""
 
     name = "mqtt"
+    numbered = True
 
     def __init__(self, outbox: Outbox) -> None:
         self.outbox = outbox

@@ -46,14 +46,38 @@ class Collect(Sink):
         self.results += [json.loads(o.payload) for o in messages if o.topic.endswith("/result")]
 
 
-def make_pipeline(tmp_path: Path, metrics: AgentMetrics, sink: Sink) -> tuple[Pipeline, LabelTally]:
+class Numbered(Collect):
+    """Stands for the outbox: its messages are numbered."""
+
+    name = "numbered"
+    numbered = True
+
+
+class Seqs:
+    """The outbox's counter: the next seq, and the last one handed out."""
+
+    def __init__(self) -> None:
+        self.last = 0
+
+    def next(self) -> int:
+        self.last += 1
+        return self.last
+
+    def current(self) -> int:
+        return self.last
+
+
+def make_pipeline(
+    tmp_path: Path, metrics: AgentMetrics, sink: Sink, factory: MessageFactory | None = None, name: str = "p"
+) -> tuple[Pipeline, LabelTally]:
     model = load_model(TINY, None, OnnxRuntimeConfig(kind="onnxruntime"))
-    task = LabelTally(ClassifyTaskConfig(kind="classify"), model, TaskContext("p", "s", "d", metrics))
-    (tmp_path / "in").mkdir()
-    source = create_source("p", FolderSourceConfig(kind="folder", path=tmp_path / "in"), None, metrics)
+    task = LabelTally(ClassifyTaskConfig(kind="classify"), model, TaskContext(name, "s", "d", metrics))
+    (tmp_path / name).mkdir()
+    source = create_source(name, FolderSourceConfig(kind="folder", path=tmp_path / name), None, metrics)
     runner = SourceRunner(source, Handover(4, False), metrics, Backoff(0.1, 0.2))
     seq = iter(range(1, 10_000))
-    return Pipeline("p", task, runner, [sink], metrics, MessageFactory("s", "d", lambda: next(seq))), task
+    factory = factory or MessageFactory("s", "d", lambda: next(seq))
+    return Pipeline(name, task, runner, [sink], metrics, factory), task
 
 
 def test_a_job_defines_its_own_period_figures_and_they_reset(tmp_path: Path) -> None:
@@ -69,3 +93,18 @@ def test_a_job_defines_its_own_period_figures_and_they_reset(tmp_path: Path) -> 
     assert pipeline.figures() == {f"share_{label}": labels.count(label) / 12 for label in set(labels)}
     pipeline.latency.reset()
     assert pipeline.figures() == {}
+
+
+def test_a_pipeline_that_sends_nothing_through_the_outbox_takes_no_seq(tmp_path: Path) -> None:
+    metrics, seqs = AgentMetrics(CollectorRegistry()), Seqs()
+    factory = MessageFactory("s", "d", seqs.next, seqs.current)
+    sent, local = Numbered(), Collect()  # an MQTT pipeline and a file-only one on the same device
+    to_cloud, _ = make_pipeline(tmp_path, metrics, sent, factory, "cloud")
+    to_file, _ = make_pipeline(tmp_path, metrics, local, factory, "file")
+    rng = np.random.default_rng(1)
+    for i in range(10):
+        for pipeline in (to_cloud, to_file):
+            pipeline.process([Item(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8), time.time(), "test", i)])
+    assert [r["seq"] for r in sent.results] == list(range(1, 11))  # no gap for the cloud to count as lost
+    assert [r["seq"] for r in local.results] == list(range(1, 11))  # each repeats the last seq handed out
+    assert seqs.last == 10
