@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 MODEL_ROOTS = (REPO / "models", Path("/opt/edge-agent/models"), Path("/data/models"))
 COMBINATIONS = ("onnx-fp32", "onnx-int8", "tflite-fp32", "tflite-int8")
 RUNTIMES = {"onnx": "onnxruntime", "tflite": "litert"}
-NOT_MODELS = ("build",)
+NOT_MODELS = ("build", "pretrained")  # build scripts; pretrained weights the fits start from (no manifest)
 JOBS = ("sensor_anomaly", "defect", "shelf")
 
 
@@ -48,7 +48,8 @@ def discover(roots: list[Path]) -> list[Path]:
     """Model folders under the roots (a root may itself be one); the first folder of a name wins.
 
     A folder without manifest.yaml is kept, so that a model that is missing its manifest is reported
-    rather than silently left out; build/ (the build scripts) and hidden folders are not models.
+    rather than silently left out; build/ (the build scripts), pretrained/ (weights the fits start from) and
+    hidden folders are not models.
     """
     found: dict[str, Path] = {}
     for root in (r.resolve() for r in roots):  # absolute: the cases run in processes with another cwd
