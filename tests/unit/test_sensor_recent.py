@@ -8,7 +8,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_agent.errors import ManifestError
-from edge_agent.tasks.sensor.recent import RecentSpec, RecentTracker, parse_recent, series_deviation, sliding_max
+from edge_agent.tasks.sensor.recent import RecentSpec, parse_recent, recent_tracker, series_deviation, sliding_max
 
 SIZE = 10
 SPEC = RecentSpec(30)
@@ -23,7 +23,7 @@ def walk(rows: int, seed: int = 0) -> np.ndarray:
 
 
 def tracked(windows: np.ndarray, gaps: np.ndarray, batch: int) -> np.ndarray:
-    tracker = RecentTracker(SPEC, SIZE, 1, windows.shape[2])
+    tracker = recent_tracker(SPEC, SIZE, 1, windows.shape[2])
     parts = [tracker.score(windows[i : i + batch], gaps[i : i + batch]) for i in range(0, len(windows), batch)]
     return np.concatenate(parts)
 

@@ -10,7 +10,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from edge_agent.errors import ManifestError
 from edge_agent.tasks.sensor.calibration import ExtraTests, fit_calibration, parse_calibration
-from edge_agent.tasks.sensor.spectral import SpectralSpec, SpectralTracker, parse_spectral, series_saliency
+from edge_agent.tasks.sensor.spectral import SpectralSpec, parse_spectral, series_saliency, spectral_tracker
 
 SIZE = 10
 SPEC = SpectralSpec(30)
@@ -54,7 +54,7 @@ def test_it_only_looks_back() -> None:
 def test_the_device_tracker_scores_every_window_as_the_fit_does(batch: int) -> None:
     series = np.concatenate([cycle(500, 3), cycle(500, 4)], axis=1)
     windows = windows_of(series)
-    tracker = SpectralTracker(SPEC, SIZE, 1, 2)
+    tracker = spectral_tracker(SPEC, SIZE, 1, 2)
     gaps = np.zeros(len(windows), dtype=bool)
     got = np.concatenate([tracker.score(windows[i : i + batch], gaps[i : i + batch]) for i in range(0, 491, batch)])
     np.testing.assert_allclose(got, series_saliency(series, SIZE, SPEC), rtol=1e-9, equal_nan=True)
@@ -65,7 +65,7 @@ def test_a_gap_restarts_the_reference() -> None:
     windows = windows_of(cycle(400, 5))
     gaps = np.zeros(len(windows), dtype=bool)
     gaps[100:110] = True
-    tracker = SpectralTracker(SPEC, SIZE, 1, 1)
+    tracker = spectral_tracker(SPEC, SIZE, 1, 1)
     got = np.concatenate([tracker.score(windows[i : i + 64], gaps[i : i + 64]) for i in range(0, len(windows), 64)])
     unscored = set(np.flatnonzero(np.isnan(got[:, 0])).tolist())
     assert set(range(100, 110 + FIRST)) <= unscored and 110 + FIRST not in unscored

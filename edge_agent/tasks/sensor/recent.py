@@ -14,7 +14,7 @@ A step stays in view for HOLD windows, longer than the default debounce of one w
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -133,6 +133,9 @@ def series_deviation(series: np.ndarray, size: int, spec: RecentSpec, valid: np.
     return out
 
 
+SpanTest = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
 class SpanTracker:
     """The device side of a test on the last span of samples: keeps them and scores each window.
 
@@ -141,9 +144,11 @@ class SpanTracker:
     the reference over, so data from both sides of a gap are never compared.
     """
 
-    def __init__(self, size: int, stride: int, channels: int) -> None:
+    def __init__(self, size: int, stride: int, channels: int, need: int, test: SpanTest) -> None:
         self.size = size
         self.stride = stride
+        self.need = need  # samples a window's test needs, ending with the window
+        self.test = test  # len(ends) x C test values of the spans of a series ending just before each end
         self._history = np.zeros((0, channels))
         self._last: np.ndarray | None = None
 
@@ -200,34 +205,16 @@ class SpanTracker:
             ends.append((i, length))
         return self._score_run(np.concatenate(rows), ends, out)
 
-    def needed(self) -> int:
-        """Samples a window's test needs, ending with the window."""
-        raise NotImplementedError
-
-    def deviation(self, series: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        """len(ends) x C test values of the spans of `series` ending just before each index in `ends`."""
-        raise NotImplementedError
-
     def _score_run(self, series: np.ndarray, ends: list[tuple[int, int]], out: np.ndarray) -> np.ndarray:
         """Score the windows of one run (their ends in `series`) into `out`; returns the samples to keep."""
-        need = self.needed()
-        ready = [(i, end) for i, end in ends if end >= need]
+        ready = [(i, end) for i, end in ends if end >= self.need]
         if ready:
             index = np.array([i for i, _ in ready])
-            out[index] = self.deviation(series, np.array([end for _, end in ready]))
-        kept: np.ndarray = series[-need:].copy()
+            out[index] = self.test(series, np.array([end for _, end in ready]))
+        kept: np.ndarray = series[-self.need :].copy()
         return kept
 
 
-class RecentTracker(SpanTracker):
+def recent_tracker(spec: RecentSpec, size: int, stride: int, channels: int) -> SpanTracker:
     """The recent-change test on the device: the largest recent step against the steps before it."""
-
-    def __init__(self, spec: RecentSpec, size: int, stride: int, channels: int) -> None:
-        super().__init__(size, stride, channels)
-        self.spec = spec
-
-    def needed(self) -> int:
-        return self.spec.span(self.size)
-
-    def deviation(self, series: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        return deviation_at(series, ends, self.spec, HOLD * self.size)
+    return SpanTracker(size, stride, channels, spec.span(size), lambda s, e: deviation_at(s, e, spec, HOLD * size))

@@ -121,15 +121,6 @@ def series_saliency(series: np.ndarray, size: int, spec: SpectralSpec, valid: np
     return out
 
 
-class SpectralTracker(SpanTracker):
+def spectral_tracker(spec: SpectralSpec, size: int, stride: int, channels: int) -> SpanTracker:
     """The spectral-residual test on the device, with the recent-change test's bookkeeping of runs and gaps."""
-
-    def __init__(self, spec: SpectralSpec, size: int, stride: int, channels: int) -> None:
-        super().__init__(size, stride, channels)
-        self.spec = spec
-
-    def needed(self) -> int:
-        return self.spec.span(self.size)
-
-    def deviation(self, series: np.ndarray, ends: np.ndarray) -> np.ndarray:
-        return saliency_at(series, ends, self.spec, HOLD * self.size)
+    return SpanTracker(size, stride, channels, spec.span(size), lambda s, e: saliency_at(s, e, spec, HOLD * size))

@@ -19,11 +19,11 @@ from edge_agent.tasks.sensor.calibration import ExtraTests
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
 from edge_agent.tasks.sensor.decision import HysteresisDecider, Transition
 from edge_agent.tasks.sensor.gauss import isf, sf
-from edge_agent.tasks.sensor.recent import RecentTracker, SpanTracker
+from edge_agent.tasks.sensor.recent import SpanTracker, recent_tracker
 from edge_agent.tasks.sensor.scoring import SensorParams, by_channel, channel_errors, frozen_channels, normalise_into
 from edge_agent.tasks.sensor.settings import SensorSettings, sensor_settings
 from edge_agent.tasks.sensor.spacing import GapCheck
-from edge_agent.tasks.sensor.spectral import SpectralTracker
+from edge_agent.tasks.sensor.spectral import spectral_tracker
 
 logger = logging.getLogger(__name__)
 
@@ -76,17 +76,17 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         self._inputs = self._buffer[:0]
         self._held: list[EventDraft] = []
 
-    def _recent_tracker(self, pipeline: str) -> RecentTracker | None:
+    def _recent_tracker(self, pipeline: str) -> SpanTracker | None:
         spec = self.settings.recent
         if spec is None or not self._every_sample(pipeline, "recent-change"):
             return None
-        return RecentTracker(spec, self.params.size, self.params.stride, len(self.params.channels))
+        return recent_tracker(spec, self.params.size, self.params.stride, len(self.params.channels))
 
-    def _spectral_tracker(self, pipeline: str) -> SpectralTracker | None:
+    def _spectral_tracker(self, pipeline: str) -> SpanTracker | None:
         spec = self.settings.spectral
         if spec is None or not self._every_sample(pipeline, "spectral-residual"):
             return None
-        return SpectralTracker(spec, self.params.size, self.params.stride, len(self.params.channels))
+        return spectral_tracker(spec, self.params.size, self.params.stride, len(self.params.channels))
 
     def _every_sample(self, pipeline: str, test: str) -> bool:
         """The span tests need every sample: with windows further apart than their length they are off."""
@@ -167,6 +167,11 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         inputs = self._inputs.astype(np.float64) + shift
         recent, spectral = (None if t is None else t.score(inputs, gaps) for t in trackers)
         return recent, spectral
+
+    def _reset_span_tests(self) -> None:
+        for tracker in (self.recent, self.spectral):
+            if tracker is not None:
+                tracker.reset()
 
     def _gaps(self, items: Sequence[Item]) -> np.ndarray:
         starts = np.array([float(item.meta.get("window_start", item.captured_at)) for item in items])
@@ -256,9 +261,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         if transition is not None:
             self._held.append(self._event(transition))
         self.adapter.rebaseline(duration_s)
-        for tracker in (self.recent, self.spectral):
-            if tracker is not None:
-                tracker.reset()  # the span tests' references restart from the data after maintenance
+        self._reset_span_tests()  # their references restart from the data after maintenance
         logger.info("%s: relearning the normal levels over the next %.0f s", self.context.pipeline, duration_s)
         return f"relearning the normal levels over the next {duration_s:g} s (alarms held)"
 
@@ -275,9 +278,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
         finally:
             self.gaps.measured_s = measured  # the check's window says nothing about the stream
             self.adapter.observe(None)
-            for tracker in (self.recent, self.spectral):
-                if tracker is not None:
-                    tracker.reset()
+            self._reset_span_tests()
         if not np.isfinite(decoded.score) or (decoded.likelihood is not None and not np.isfinite(decoded.likelihood)):
             raise ManifestError(f"model {self.model.manifest.name!r} scores a normal window as {decoded.score}")
 
