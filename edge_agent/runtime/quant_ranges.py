@@ -40,9 +40,8 @@ def silu_inputs(graph: Any) -> list[str]:
             readers.setdefault(name, []).append(node)
     found = []
     for name, nodes in readers.items():
-        sigmoids = {n.output[0] for n in nodes if n.op_type == "Sigmoid"}
-        if any(n.op_type == "Mul" and len(n.input) == 2 and set(n.input) - {name} <= sigmoids
-               and set(n.input) != {name} for n in nodes):  # fmt: skip
+        sigmoids = {n.output[0] for n in nodes if n.op_type == "Sigmoid"}  # sigmoid(x)
+        if any(n.op_type == "Mul" and any(i in sigmoids for i in n.input) for n in nodes):  # x * sigmoid(x)
             found.append(name)
     return found
 
