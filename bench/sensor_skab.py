@@ -87,10 +87,18 @@ def _load(path: Path) -> Any:
 
 def fit_all(args: argparse.Namespace, work: Path) -> None:
     """Fit one model per experiment file on its first rows (runs where the train extra is installed)."""
-    from edge_agent.tasks.sensor.fitting import FitOptions, fit_arrays
+    options = fit_options(args)
+    for path in skab_files(args.data):
+        target = fit_file(path, args.channel, args.train_rows, options, work / _key(path))
+        print(f"fitted {path.parent.name}/{path.name} -> {target}", flush=True)
+
+
+def fit_options(args: argparse.Namespace) -> Any:
+    """FitOptions from the bench's settings (the fit's own code, not a copy of it)."""
+    from edge_agent.tasks.sensor.fitting import FitOptions
     from edge_agent.tasks.sensor.training import TrainSettings
 
-    options = FitOptions(
+    return FitOptions(
         window=args.window,
         train=TrainSettings(architecture=args.architecture, latent=args.latent),
         quantile=args.quantile,
@@ -101,13 +109,17 @@ def fit_all(args: argparse.Namespace, work: Path) -> None:
         recent_test=args.recent_test,
         spectral_test=args.spectral_test,
     )
-    for path in skab_files(args.data):
-        table = _load(path)
-        target = work / _key(path)
-        rows = slice(0, args.train_rows)
-        values, channels = _select(table, args.channel)
-        fit_arrays(values[rows], channels, target, options, source=str(path), timestamps=table.timestamps[rows])
-        print(f"fitted {path.parent.name}/{path.name} -> {target}", flush=True)
+
+
+def fit_file(path: Path, channel: str | None, train_rows: int, options: Any, target: Path) -> Path:
+    """Fit one model on a file's first rows: all channels, or one channel alone."""
+    from edge_agent.tasks.sensor.fitting import fit_arrays
+
+    table = _load(path)
+    rows = slice(0, train_rows)
+    values, channels = _select(table, channel)
+    fit_arrays(values[rows], channels, target, options, source=str(path), timestamps=table.timestamps[rows])
+    return target
 
 
 def _select(table: Any, channel: str | None) -> tuple[Any, list[str]]:
@@ -118,15 +130,13 @@ def _select(table: Any, channel: str | None) -> tuple[Any, list[str]]:
     return table.values[:, index : index + 1], [channel]
 
 
-def evaluate_variant(args: argparse.Namespace, work: Path, variant: str, decide_on: str) -> dict[str, Any]:
-    """Replay every file through the task with this variant; report all points and the part after training."""
+def task_config(args: argparse.Namespace, decide_on: str) -> Any:
+    """The device task's settings for a replay (the model's own defaults where the bench sets none)."""
     from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
-    from edge_agent.tasks.sensor.evaluation import Run, evaluate
-    from edge_agent.tasks.sensor.replay import make_task, replay
 
     counts = {"min_windows": args.min_windows, "clear_windows": args.clear_windows}
     adapt = {} if args.adapt is None else {"adapt": None if args.adapt == "off" else args.adapt}
-    config = SensorAnomalyTaskConfig(
+    return SensorAnomalyTaskConfig(
         kind="sensor_anomaly",
         **{key: value for key, value in counts.items() if value is not None},
         **adapt,
@@ -135,15 +145,29 @@ def evaluate_variant(args: argparse.Namespace, work: Path, variant: str, decide_
         decide_on=decide_on,
         max_gap=args.max_gap,
     )
+
+
+def replay_file(path: Path, channel: str | None, model: Path, variant: str, config: Any) -> tuple[Any, Any]:
+    """Replay one file through the device task; (the labelled table, the task's 0/1 states per sample)."""
+    from edge_agent.tasks.sensor.replay import make_task, replay
+
+    table = _load(path)
+    assert table.labels is not None
+    values, _ = _select(table, channel)
+    return table, replay(make_task(model, variant, config), table.timestamps, values).predicted
+
+
+def evaluate_variant(args: argparse.Namespace, work: Path, variant: str, decide_on: str) -> dict[str, Any]:
+    """Replay every file through the task with this variant; report all points and the part after training."""
+    from edge_agent.tasks.sensor.evaluation import Run, evaluate
+
+    config = task_config(args, decide_on)
     runs, tails = [], []
     for path in skab_files(args.data):
-        table = _load(path)
-        assert table.labels is not None
-        values, _ = _select(table, args.channel)
-        result = replay(make_task(work / _key(path), variant, config), table.timestamps, values)
-        runs.append(Run(table.labels, result.predicted, table.timestamps))
+        table, predicted = replay_file(path, args.channel, work / _key(path), variant, config)
+        runs.append(Run(table.labels, predicted, table.timestamps))
         cut = args.train_rows
-        tails.append(Run(table.labels[cut:], result.predicted[cut:], table.timestamps[cut:]))
+        tails.append(Run(table.labels[cut:], predicted[cut:], table.timestamps[cut:]))
     return {"all": evaluate(runs).as_dict(), "after_training_rows": evaluate(tails).as_dict(), "files": len(runs)}
 
 

@@ -83,6 +83,13 @@ def with_gaps(data: dict[str, Any], share: float, seed: int) -> dict[str, Any]:
     return {key: value[keep] for key, value in data.items()}
 
 
+def with_companions(data: dict[str, Any], count: int, period_s: float, seed: int) -> dict[str, Any]:
+    """The same stream with `count` normal channels beside it: the multichannel model the fault's channel is
+    compared with (the fault stays in channel 0, the companions never change)."""
+    others = base(len(data["values"]), count, period_s, seed + 1000)
+    return {**data, "values": np.concatenate([data["values"], others], axis=1)}
+
+
 def evaluate_stream(
     data: dict[str, Any], work: Path, decide_on: str, adapt: str | None, recent_test: str = "auto"
 ) -> dict[str, Any]:
@@ -142,12 +149,27 @@ def drift_suite(adapt: str) -> dict[str, Any]:
     return out
 
 
+def _versus_multichannel(data: dict[str, Any], count: int, period_s: float, seed: int, recent: str) -> dict[str, Any]:
+    """The fault's channel with normal companions, fitted as one multichannel model: F1 against the univariate one."""
+    key = f"likelihood, with {count} normal channels"
+    with tempfile.TemporaryDirectory() as scratch:
+        return {key: evaluate_stream(with_companions(data, count, period_s, seed), Path(scratch), "likelihood",
+                                     "default", recent)}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sensor_synthetic", description=__doc__.splitlines()[0])
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--adapt", default="3d", help="adaptation time constant for the drift suite (against off)")
     parser.add_argument("--recent-test", choices=("auto", "on", "off"), default="auto", help="fit's --recent-test")
     parser.add_argument("--only", default=None, help="run only the suites whose name contains this text")
+    parser.add_argument(
+        "--companions",
+        type=int,
+        default=7,
+        help="normal channels beside each univariate fault "
+        "stream for the multichannel comparison (SKAB has 8 channels); 0: no comparison",
+    )
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     results: dict[str, Any] = {}
     for name, suite in SUITES.items():
@@ -161,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name] = {
                 d: evaluate_stream(data, Path(scratch), d, "default", args.recent_test) for d in ("score", "likelihood")
             }
+        if channels == 1 and kind != "normal" and args.companions > 0:
+            results[name] |= _versus_multichannel(data, args.companions, period, len(name), args.recent_test)
         print(name, json.dumps(results[name]), flush=True)
     if args.only is None or args.only in "drift":
         results["drift"] = drift_suite(args.adapt)
