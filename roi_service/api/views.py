@@ -162,6 +162,7 @@ def dashboard(
         "criteria": CRITERIA,
         "min_days": state.sample_policy.min_days,
         "snapshots_kept": state.snapshots.has if state.snapshots is not None else (lambda _sha: False),
+        "registry_on": getattr(state, "registry", None) is not None,
         "ingest": {
             "stored": sum(s.value for m in metrics.stored.collect() for s in m.samples if s.name.endswith("_total")),
             "duplicates": metrics.sample("roi_ingest_duplicates_total"),

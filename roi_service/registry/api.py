@@ -103,7 +103,8 @@ def page(request: Request) -> HTMLResponse:
     devices = _table(["device", "pipeline", "model", "version", "last update step", "reason"],
                      [[r["device"], r["pipeline"], r["model"], r["version"], r["update_step"] or "",
                        r["update_reason"]] for r in svc.device_rows()])  # fmt: skip
-    parts = [f"<h1>Models on the fleet</h1>{devices}", "<h1>Rollouts</h1>"]
+    back = '<p><a href="/">Dashboard</a></p>'
+    parts = [f"{back}<h1>Models on the fleet</h1>{devices}", "<h1>Rollouts</h1>"]
     for r in reversed(svc.engine.rollouts):
         stage = f"stage {r.stage + 1} of {len(r.stages)} ({round(r.stages[r.stage] * 100)} %)"
         parts.append(f"<h2>{html.escape(r.name)} {html.escape(r.version)}: {html.escape(r.state)}, {stage}</h2>")

@@ -110,4 +110,8 @@ def check_registry_api(client: Any, svc: Any, tmp_path: Path) -> None:
     svc.on_model("shop/cam-1", {"models": [{"pipeline": "p", "name": "tiny-classifier", "version": "1.0.0"}]})
     page = client.get("/registry", headers=auth)
     assert page.status_code == 200 and "<td>shop/cam-1</td>" in page.text and "<td>1.0.0</td>" in page.text
+    assert '<a href="/">Dashboard</a>' in page.text
     assert client.get("/registry").status_code == 401
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert client.post("/login", content="token=tok", headers=form, follow_redirects=False).status_code == 303
+    assert '<a href="/registry" id="fleet-models">Fleet models</a>' in client.get("/").text

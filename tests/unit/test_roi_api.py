@@ -172,4 +172,5 @@ def test_dashboard_needs_login(client: httpx.Client) -> None:
     assert 'data-device="plant/cam1" data-status="pass"' in page.text and "Cortex-A76" in page.text
     assert 'data-device="plant/vib1" data-status="no_benchmark"' in page.text and "No benchmark yet" in page.text
     assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert 'href="/registry"' not in page.text  # no registry configured: no link to a page that would 404
     assert client.get("/static/vendor/chart.umd.min.js").status_code == 200
