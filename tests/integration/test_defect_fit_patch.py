@@ -105,7 +105,10 @@ def test_known_defects_set_a_balanced_threshold_and_a_measured_miss_rate(
 def test_a_fitted_model_judges_the_demo_parts_through_edge_agent_run(
     mosquitto: Broker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    write_set(tmp_path / "train", good=24, defects=0, size=256, seed=11)
+    # 48 good parts, above the 30 the fit asks for: with 24 (which the fit warns about) the int8 ONNX file,
+    # calibrated on those same 24, rejected 2 of the 12 demo good parts under onnxruntime 1.28-1.32 here
+    # (1.07-1.20x its threshold) while fp32 and TFLite passed them; at 48 every variant passes them all
+    write_set(tmp_path / "train", good=48, defects=0, size=256, seed=11)
     model = tmp_path / "model"
     fit(["--good", str(tmp_path / "train" / "good"), "--out", str(model), "--bank", "256", "--threads", "1",
          "--latency-runs", "0"], capsys)  # fmt: skip
