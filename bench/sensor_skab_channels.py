@@ -34,13 +34,12 @@ from edge_agent.errors import EdgeAgentError
 
 
 def folded_auroc(positive: np.ndarray, negative: np.ndarray) -> float:
-    """Mann-Whitney AUROC with tied ranks averaged, folded so that 0.5 means no separation."""
-    values = np.concatenate([positive, negative])
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]
-    n_pos, n_neg = len(positive), len(negative)
-    auc = (ranks[:n_pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
-    return float(max(auc, 1.0 - auc))
+    """The project's Mann-Whitney AUROC (ties half), folded so that 0.5 means no separation either way."""
+    from edge_agent.tasks.defect.calibrate import auroc
+
+    labels = np.concatenate([np.ones(len(positive), bool), np.zeros(len(negative), bool)])
+    area = auroc(np.concatenate([positive, negative]), labels)
+    return float(max(area, 1.0 - area))
 
 
 def fault_effect(values: np.ndarray, labels: np.ndarray) -> float:
@@ -60,7 +59,6 @@ class Carrier:
 
     path: Path
     channel: str
-    effect: float
 
 
 def carriers(paths: Sequence[Path], min_effect: float) -> tuple[list[Carrier], dict[str, dict[str, float]]]:
@@ -70,7 +68,7 @@ def carriers(paths: Sequence[Path], min_effect: float) -> tuple[list[Carrier], d
         data = _load(path)
         effects = {name: fault_effect(data.values[:, i], data.labels) for i, name in enumerate(data.channels)}
         table[_key(path)] = {name: round(value, 3) for name, value in effects.items()}
-        found += [Carrier(path, name, value) for name, value in effects.items() if value >= min_effect]
+        found += [Carrier(path, name) for name, value in effects.items() if value >= min_effect]
     return found, table
 
 
