@@ -7,7 +7,7 @@ import pytest
 
 from edge_agent.errors import ModelError
 from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSpec
-from edge_agent.tasks.detection import DecodeSpec, box_iou, get_decoder, nms, select, sweep_nms
+from edge_agent.tasks.detection import MAX_ROUNDS, DecodeSpec, box_iou, get_decoder, greedy_keep, nms, select
 from edge_agent.tasks.preprocess import Letterbox
 
 SPEC = DecodeSpec(input_width=320, input_height=320, score_threshold=0.3, iou_threshold=0.5)
@@ -108,9 +108,11 @@ def test_wrong_output_layout_is_a_clear_model_error() -> None:
 
 
 def reference_nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, thr: float) -> list[int]:
+    """Plain greedy NMS: each box in score order is kept unless a kept box of its class overlaps it more than thr."""
     keep: list[int] = []
     for i in np.argsort(-scores, kind="stable"):
-        if all(classes[k] != classes[i] or box_iou(boxes[[i]], boxes[[k]])[0, 0] <= thr for k in keep):
+        rivals = [k for k in keep if classes[k] == classes[i]]
+        if not rivals or (box_iou(boxes[[i]], boxes[rivals])[0] <= thr).all():
             keep.append(int(i))
     return keep
 
@@ -125,11 +127,39 @@ def test_nms_matches_plain_greedy_nms(seed: int) -> None:
     classes = rng.integers(0, 3, 400)
     kept = nms(boxes, scores, classes, 0.45, max_detections=1000)
     assert kept.tolist() == reference_nms(boxes, scores, classes, 0.45)
-    assert sweep_nms(boxes, scores, classes, 0.45, max_detections=1000).tolist() == kept.tolist()
     agnostic = nms(boxes, scores, classes, 0.45, class_agnostic=True, max_detections=1000)
     assert agnostic.tolist() == reference_nms(boxes, scores, np.zeros_like(classes), 0.45)
     ties = np.full(400, 0.5, np.float32)  # equal scores: the lower index wins, as in the reference
     assert nms(boxes, ties, classes, 0.45, max_detections=1000).tolist() == reference_nms(boxes, ties, classes, 0.45)
+
+
+def test_nms_matches_opencv_on_a_dense_shelf() -> None:
+    """OpenCV's NMSBoxesBatched (greedy, every candidate against every kept box) as a second reference."""
+    cv2 = pytest.importorskip("cv2")
+    from bench.peers import dense_table
+
+    cols = dense_table(320)[0]
+    best = cols[4:].max(axis=0)
+    keep = np.flatnonzero(best >= 0.25)
+    xy, wh = cols[0:2, keep].T, cols[2:4, keep].T
+    boxes = np.concatenate([xy - wh / 2, xy + wh / 2], 1).astype(np.float32)
+    scores, classes = best[keep], cols[4:, keep].argmax(axis=0)
+    rects = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], 1).astype(np.float64)
+    for thr in (0.3, 0.5, 0.7):
+        expected = cv2.dnn.NMSBoxesBatched(rects, scores, classes.astype(np.int32), 0.0, thr)
+        assert nms(boxes, scores, classes, thr, max_detections=1000).tolist() == np.ravel(expected).tolist()
+
+
+def test_a_long_suppression_chain_is_still_exact() -> None:
+    """Boxes in a row, each overlapping the next: every round settles one box only, past MAX_ROUNDS."""
+    n = 3 * MAX_ROUNDS
+    x = np.arange(n, dtype=np.float32) * 2
+    boxes = np.stack([x, np.zeros(n), x + 10, np.full(n, 10)], 1).astype(np.float32)
+    scores = np.linspace(1.0, 0.5, n).astype(np.float32)
+    classes = np.zeros(n, np.int64)
+    assert nms(boxes, scores, classes, 0.5, max_detections=1000).tolist() == reference_nms(boxes, scores, classes, 0.5)
+    chain = np.arange(n - 1)
+    assert greedy_keep(n, chain, chain + 1).tolist() == [i % 2 == 0 for i in range(n)]
 
 
 def test_dense_shelf_keeps_every_product() -> None:
