@@ -7,7 +7,7 @@ import pytest
 
 from edge_agent.errors import ModelError
 from edge_agent.runtime.manifest import InputSpec, Manifest, ModelFile, TensorSpec
-from edge_agent.tasks.detection import MAX_ROUNDS, DecodeSpec, box_iou, get_decoder, greedy_keep, nms, select
+from edge_agent.tasks.detection import FEW_BOXES, MAX_ROUNDS, DecodeSpec, box_iou, get_decoder, greedy_keep, nms, select
 from edge_agent.tasks.preprocess import Letterbox
 
 SPEC = DecodeSpec(input_width=320, input_height=320, score_threshold=0.3, iou_threshold=0.5)
@@ -148,6 +148,20 @@ def test_nms_matches_opencv_on_a_dense_shelf() -> None:
     for thr in (0.3, 0.5, 0.7):
         expected = cv2.dnn.NMSBoxesBatched(rects, scores, classes.astype(np.int32), 0.0, thr)
         assert nms(boxes, scores, classes, thr, max_detections=1000).tolist() == np.ravel(expected).tolist()
+
+
+def test_a_pile_of_large_boxes_and_a_few_boxes_give_the_same_indices() -> None:
+    """The two shapes that go to OpenCV's pass (a pile of large boxes, fewer than FEW_BOXES) against plain NMS."""
+    rng = np.random.default_rng(5)
+    for count, side in ((300, 200.0), (FEW_BOXES - 1, 40.0)):
+        xy = rng.uniform(0, 50, (count, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(side / 2, side, (count, 2))], 1).astype(np.float32)
+        scores = rng.uniform(0.3, 1, count).astype(np.float32)
+        classes = rng.integers(0, 2, count)
+        for agnostic in (False, True):
+            ids = np.zeros_like(classes) if agnostic else classes
+            kept = nms(boxes, scores, classes, 0.6, class_agnostic=agnostic, max_detections=1000)
+            assert kept.tolist() == reference_nms(boxes, scores, ids, 0.6)
 
 
 def test_a_long_suppression_chain_is_still_exact() -> None:
