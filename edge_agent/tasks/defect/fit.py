@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="model folder to write, e.g. models/my-part")
     p.add_argument("--name", help="model name (default: the --out folder name)")
     p.add_argument("--version", default="1.0.0", help="model version written to the manifest")
-    p.add_argument("--size", help="model input WIDTHxHEIGHT (default: the images' size up to 320x320 pixels in area)")
+    p.add_argument("--size", help="model input WIDTHxHEIGHT, multiples of 16 (default: the images' size reduced to "
+                   "at most 256x256 pixels of area, aspect kept)")  # fmt: skip
     p.add_argument("--roi", help="x,y,width,height crop applied to every image before fitting (and at run time)")
     p.add_argument("--steps", type=int, default=1500, help="training steps (autoencoder recipe)")
     p.add_argument("--batch", type=int, default=16, help="crops per training step (autoencoder recipe)")
