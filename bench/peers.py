@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.fingerprint import cpu_info, load_average
+
 NOTE = ("The same ONNX file through Ultralytics' predict() (its own letterbox, NMS and result objects) on the same "
         "frames, one at a time, 1 thread on our side; Ultralytics picks its own threads.")  # fmt: skip
 
@@ -88,6 +90,7 @@ def dense_main(argv: list[str]) -> int:
     p.add_argument("--iou", type=float, default=0.7, help="NMS IoU for both (Ultralytics' default)")
     p.add_argument("--out", type=Path, default=Path("bench/results"))
     args = p.parse_args(argv)
+    load_start = load_average()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         model_dir = work / "dense-yolov8n"
@@ -104,11 +107,23 @@ def dense_main(argv: list[str]) -> int:
             peer = json.loads(done.stdout.strip().splitlines()[-1])
         except (json.JSONDecodeError, IndexError):
             peer = {"error": (done.stderr or done.stdout)[-500:]}
-    report = {"note": DENSE_NOTE, "input": size, "iterations": args.iterations, "ours": ours, "ultralytics": peer}
+    report = {"note": DENSE_NOTE, "input": size, "iterations": args.iterations, "cpu": cpu_info(),
+              "load": {"start": load_start, "end": load_average()}, "ratios": dense_ratios(ours, peer),
+              "ours": ours, "ultralytics": peer}  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "peers_dense.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
     return 0
+
+
+def dense_ratios(ours: dict[str, Any], peer: dict[str, Any]) -> dict[str, float]:
+    """The goals' ratios: our end to end against our bare session.run, and against Ultralytics' (p50 and p95)."""
+    out = {f"e2e_over_bare_{q}": round(ours["e2e"][f"{q}_ms"] / ours["bare"][f"{q}_ms"], 3) for q in ("p50", "p95")}
+    if "e2e" in peer:
+        for q in ("p50", "p95"):
+            out[f"e2e_over_ultralytics_{q}"] = round(ours["e2e"][f"{q}_ms"] / peer["e2e"][f"{q}_ms"], 3)
+            out[f"post_over_ultralytics_{q}"] = round(ours["post"][f"{q}_ms"] / peer["post"][f"{q}_ms"], 3)
+    return out
 
 
 def _input_size(onnx_path: Path) -> int:
