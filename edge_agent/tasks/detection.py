@@ -281,10 +281,14 @@ def _greedy_one_by_one(n: int, better: np.ndarray, worse: np.ndarray) -> np.ndar
     return keep
 
 
-def select(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, spec: DecodeSpec) -> Detections:
-    """Score filter, top-k, NMS: the common tail of every decoder that needs suppression."""
-    keep = scores >= spec.score_threshold
-    boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
+def select(
+    boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, spec: DecodeSpec, *, filtered: bool = False
+) -> Detections:
+    """Score filter (skipped when the decoder has `filtered` already), top-k, NMS: the common tail of every
+    decoder that needs suppression."""
+    if not filtered:
+        keep = scores >= spec.score_threshold
+        boxes, scores, classes = boxes[keep], scores[keep], classes[keep]
     if scores.shape[0] > spec.pre_nms_top_k:
         top = np.argpartition(-scores, spec.pre_nms_top_k - 1)[: spec.pre_nms_top_k]
         boxes, scores, classes = boxes[top], scores[top], classes[top]
@@ -296,7 +300,9 @@ def select(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, spec: Dec
         class_agnostic=spec.class_agnostic,
         max_detections=spec.max_detections,
     )
-    return Detections(boxes[kept].astype(np.float32), scores[kept].astype(np.float32), classes[kept].astype(np.int64))
+    # Fancy indexing copies already; asarray converts only where the dtype differs.
+    return Detections(np.asarray(boxes[kept], np.float32), np.asarray(scores[kept], np.float32),
+                      np.asarray(classes[kept], np.int64))  # fmt: skip
 
 
 def _to_pixels(boxes: np.ndarray, spec: DecodeSpec) -> np.ndarray:
@@ -393,7 +399,7 @@ def decode_yolov8(outputs: Sequence[np.ndarray], spec: DecodeSpec) -> list[Detec
         candidates = cls_scores[:, keep]
         classes = candidates.argmax(axis=0) if candidates.shape[0] > 1 else np.zeros(len(keep), np.int64)
         boxes = _to_pixels(xywh_to_xyxy(cols[:4, keep].T), spec)
-        results.append(select(boxes, best[keep], classes, spec))
+        results.append(select(boxes, best[keep], classes, spec, filtered=True))
     return results
 
 

@@ -22,10 +22,10 @@ class Letterbox:
 
     def to_frame(self, boxes_xyxy: np.ndarray) -> np.ndarray:
         """Map boxes from model pixels back to frame pixels."""
-        out = boxes_xyxy.astype(np.float32, copy=True)
-        out[:, [0, 2]] = (out[:, [0, 2]] - self.pad_x) / self.scale_x
-        out[:, [1, 3]] = (out[:, [1, 3]] - self.pad_y) / self.scale_y
-        return out
+        pad = np.array([self.pad_x, self.pad_y, self.pad_x, self.pad_y], np.float32)
+        scale = np.array([self.scale_x, self.scale_y, self.scale_x, self.scale_y], np.float32)
+        out: np.ndarray = (boxes_xyxy - pad) / scale  # a new float32 array: two broadcast passes, no column copies
+        return out.astype(np.float32, copy=False)
 
 
 class ImagePreprocessor:
@@ -51,6 +51,9 @@ class ImagePreprocessor:
             else (1, self.height, self.width, self.channels)
         )
         self.buffer = np.empty(shape, dtype=np.dtype(spec.dtype))
+        self._filled: Letterbox | None = None  # the letterbox whose bars the buffer holds
+        self._rows: tuple[int, int] | None = None
+        self._placed: tuple[int, int, int, int] | None = None  # where the canvas holds the resized frame
         n = self.channels
         mean = np.asarray(spec.mean or [0.0] * n, dtype=np.float32)
         std = np.asarray(spec.std or [1.0] * n, dtype=np.float32)
@@ -69,14 +72,20 @@ class ImagePreprocessor:
         canvas, box = self._resize(frame_bgr)
         if self.channels == 1 or self.spec.color == "GRAY":
             canvas = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)[..., None]
-        self._normalise_into(canvas)
+        rows = self._rows if self._filled == box else None
+        self._normalise_into(canvas, rows)
+        self._filled = box
         return self.buffer, box
 
-    def _normalise_into(self, image: np.ndarray) -> None:
+    def _normalise_into(self, image: np.ndarray, rows: tuple[int, int] | None = None) -> None:
         """Into the preallocated buffer: NHWC in one pass over it (a plain copy when the model takes raw pixels,
         0.04 ms against 0.44 ms channel by channel for 416x416x3), NCHW plane by plane from OpenCV's split
-        (contiguous planes instead of strided channel views)."""
+        (contiguous planes instead of strided channel views). With `rows`, only those full-width rows: the
+        letterbox bars above and below are the same as in the previous frame, which filled them."""
         buf = self.buffer[0]
+        if rows is not None:
+            image = image[rows[0] : rows[1]]
+            buf = buf[:, rows[0] : rows[1]] if self.spec.layout == "NCHW" else buf[rows[0] : rows[1]]
         if self.spec.layout == "NHWC":
             self._normalise_nhwc(image, buf)
             return
@@ -111,12 +120,16 @@ class ImagePreprocessor:
         h, w = frame.shape[:2]
         assert self.width is not None and self.height is not None
         if not self.letterbox:
+            self._rows = None
             cv2.resize(frame, (self.width, self.height), dst=self._canvas, interpolation=cv2.INTER_LINEAR)
             return self._canvas, Letterbox(scale_x=self.width / w, scale_y=self.height / h)
         scale = min(self.width / w, self.height / h)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         px, py = (self.width - nw) // 2, (self.height - nh) // 2
-        self._pad_around(px, py, nw, nh)
+        self._rows = (py, py + nh) if px == 0 else None  # bars above and below only: the frame's rows are whole
+        if self._placed != (px, py, nw, nh):  # the bars stay as they are while frames keep their size
+            self._pad_around(px, py, nw, nh)
+            self._placed = (px, py, nw, nh)
         cv2.resize(frame, (nw, nh), dst=self._canvas[py : py + nh, px : px + nw], interpolation=cv2.INTER_LINEAR)
         return self._canvas, Letterbox(scale, scale, float(px), float(py))
 

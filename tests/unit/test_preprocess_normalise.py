@@ -58,3 +58,22 @@ def test_the_letterbox_pads_everything_outside_the_frame_whatever_came_before() 
     image = buffer[0]
     assert box.pad_x == 24 and box.pad_y == 0
     assert (image[:, :24] == 114).all() and (image[:, 40:] == 114).all() and (image[:, 24:40] == 50).all()
+
+
+@pytest.mark.parametrize(("layout", "color", "scale", "mean", "std", "dtype"), SPECS)
+def test_frames_in_a_row_give_what_a_fresh_preprocessor_gives(
+    layout: str, color: str, scale: float, mean: list[float], std: list[float], dtype: str
+) -> None:
+    """Frames of one size normalise only their own rows (the bars are kept from the frame before): every frame of
+    a run that changes size and comes back must still match a preprocessor that has seen nothing else."""
+    channels = 1 if color == "GRAY" else 3
+    shape = [1, channels, 48, 48] if layout == "NCHW" else [1, 48, 48, channels]
+    spec = InputSpec(name="x", shape=shape, layout=layout, color=color, scale=scale, mean=mean, std=std, dtype=dtype)
+    rng = np.random.default_rng(7)
+    running = ImagePreprocessor(spec, letterbox=True)
+    for height, width in ((72, 128), (72, 128), (128, 72), (72, 128), (96, 96), (72, 128)):
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        buffer, box = running(frame)
+        fresh, fresh_box = ImagePreprocessor(spec, letterbox=True)(frame)
+        assert box == fresh_box
+        np.testing.assert_array_equal(buffer, fresh)

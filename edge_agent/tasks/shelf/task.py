@@ -46,9 +46,10 @@ def frame_contrast(frame: np.ndarray) -> float:
 def to_frame(detections: Detections, box: Letterbox, width: int, height: int) -> Detections:
     """Boxes from model pixels to frame pixels, clipped to the frame; boxes left without area are dropped."""
     boxes = box.to_frame(detections.boxes)
-    boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], 0, width)
-    boxes[:, [1, 3]] = np.clip(boxes[:, [1, 3]], 0, height)
+    np.clip(boxes, 0, np.array([width, height, width, height], np.float32), out=boxes)
     keep = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
+    if keep.all():
+        return Detections(boxes, detections.scores, detections.classes)
     return Detections(boxes[keep], detections.scores[keep], detections.classes[keep])
 
 
