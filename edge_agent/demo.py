@@ -24,6 +24,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge_agent.broker import EmbeddedBroker, free_port
 from edge_agent.check import check_config
 from edge_agent.config import AgentConfig, MqttConfig
+from edge_agent.tasks.registry import TASKS, task_class
 from edge_agent.tasks.sensor.dataio import parse_time
 
 logger = logging.getLogger(__name__)
@@ -84,17 +85,12 @@ class OperatorView:
 
 
 def summarise(body: dict[str, Any]) -> str:
+    """One line for a result: its job's dashboard says what matters (a job the registry does not know: raw JSON)."""
     data = body.get("data", {})
     task = data.get("task")
-    if task == "shelf":
-        return ", ".join(
-            f"{z['zone']}={z['count']}{'' if z['state'] == 'ok' else ' (' + z['state'] + ')'}" for z in data["zones"]
-        )
-    if task == "defect":
-        return f"item {data['item_id']} {'PASS' if data['passed'] else 'FAIL'} score {data['score']:.3f}"
-    if task == "sensor_anomaly":
-        return f"score {data['score']:.3f} / {data['threshold']:.3f} {'ANOMALY' if data['anomalous'] else 'normal'}"
-    return json.dumps(data)[:120]
+    if task not in TASKS:
+        return json.dumps(data)[:120]
+    return task_class(task).dashboard.summary(data)
 
 
 def start_service(host: str, port: int) -> subprocess.Popen[bytes] | None:

@@ -22,15 +22,9 @@ from typing import Any
 from edge_agent import __version__
 from edge_agent import messages as m
 from edge_agent.config import AgentConfig, PipelineConfig
-from edge_agent.tasks.shelf.config import ShelfTaskConfig
+from edge_agent.tasks.dashboard import Entity, Place, from_metrics
+from edge_agent.tasks.registry import task_class
 
-Entity = tuple[str, str, dict[str, Any]]  # (component, object id, config without the shared keys)
-EVENT_TYPES: dict[str, list[str]] = {
-    "sensor_anomaly": ["anomaly_start", "anomaly_end"],
-    "defect": ["defect"],
-    "shelf": ["low_stock", "out_of_stock", "restocked"],
-}
-SNAPSHOT_TASKS = ("defect", "shelf")
 _NOT_SLUG = re.compile(r"[^a-z0-9_]")
 
 
@@ -80,30 +74,15 @@ def _shared(site: str, dev: str, node: str) -> dict[str, Any]:
     }
 
 
-def _pick(pipeline: str, expr: str) -> str:
-    """A template reading one pipeline's value from a message that several pipelines share."""
-    return (
-        f"{{% if value_json.pipeline == '{pipeline}' %}}{{{{ {expr} }}}}{{% else %}}{{{{ this.state }}}}{{% endif %}}"
-    )
-
-
-def _from_metrics(pipeline: str, expr: str) -> str:
-    """A template reading one pipeline's entry of the metrics message."""
-    return "{% for p in value_json.pipelines if p.pipeline == '" + pipeline + "' %}{{ " + expr + " }}{% endfor %}"
-
-
 def _entities(site: str, dev: str, p: PipelineConfig) -> list[Entity]:
+    """Every pipeline's latency and buttons, then what its job's dashboard adds (its entities, events, snapshots)."""
     kind = p.task.kind
+    board = task_class(kind).dashboard
     entities = [_latency(site, dev, p.name), *_buttons(site, dev, p.name)]
-    if kind == "sensor_anomaly":
-        entities.extend(_sensor_entities(site, dev, p.name))
-    elif kind == "defect":
-        entities.extend(_defect_entities(site, dev, p.name))
-    elif isinstance(p.task, ShelfTaskConfig):
-        entities.extend(_shelf_entities(site, dev, p.name, [z.name for z in p.task.zones]))
-    if kind in EVENT_TYPES:
-        entities.append(_event(site, dev, p.name, kind))
-    if kind in SNAPSHOT_TASKS:
+    entities.extend(board.entities(Place(site, dev, p.name), p.task))
+    if board.events:
+        entities.append(_event(site, dev, p.name, kind, board.events))
+    if board.snapshots:
         entities.append(_image(site, dev, p.name, kind))
     return entities
 
@@ -119,7 +98,7 @@ def _latency(site: str, dev: str, name: str) -> Entity:
             "state_class": "measurement",
             "unit_of_measurement": "ms",
             "suggested_display_precision": 1,
-            "value_template": _from_metrics(name, "p.p95_ms | round(1)"),
+            "value_template": from_metrics(name, "p.p95_ms | round(1)"),
         },
     )
 
@@ -145,120 +124,7 @@ def _buttons(site: str, dev: str, name: str) -> list[Entity]:
     ]
 
 
-def _sensor_entities(site: str, dev: str, name: str) -> list[Entity]:
-    result_topic = m.topic(site, dev, "sensor_anomaly/result")
-    return [
-        (
-            "binary_sensor",
-            f"{name}_anomaly",
-            {
-                "name": f"{name} anomaly",
-                "state_topic": result_topic,
-                "device_class": "problem",
-                "value_template": _pick(name, "'ON' if value_json.data.anomalous else 'OFF'"),
-            },
-        ),
-        (
-            "sensor",
-            f"{name}_anomaly_score",
-            {
-                "name": f"{name} anomaly score",
-                "state_topic": result_topic,
-                "state_class": "measurement",
-                "unit_of_measurement": "score",
-                "suggested_display_precision": 3,
-                "value_template": _pick(name, "value_json.data.score | round(3)"),
-            },
-        ),
-        *_likelihood_entities(result_topic, name),
-    ]
-
-
-def _likelihood_entities(result_topic: str, name: str) -> list[Entity]:
-    """The calibrated likelihood, and whether the window is over its threshold (raw score for older agents)."""
-    return [
-        (
-            "sensor",
-            f"{name}_anomaly_likelihood",
-            {
-                "name": f"{name} anomaly likelihood",
-                "state_topic": result_topic,
-                "state_class": "measurement",
-                "unit_of_measurement": "p",
-                "suggested_display_precision": 4,
-                "value_template": _pick(name, f"value_json.data.likelihood | round(4) if {_HAS} else this.state"),
-            },
-        ),
-        (
-            "binary_sensor",
-            f"{name}_anomaly_over_threshold",
-            {
-                "name": f"{name} window over threshold",
-                "state_topic": result_topic,
-                "device_class": "problem",
-                "value_template": _pick(name, f"'ON' if ({_OVER}) else 'OFF'"),
-            },
-        ),
-    ]
-
-
-# A window over its threshold: the calibrated likelihood against its own where the result carries one
-# (the same meaning on every machine), else, for agents older than the likelihood, the raw score.
-_HAS = "value_json.data.likelihood is defined and value_json.data.likelihood is not none"
-_OVER = (
-    f"value_json.data.likelihood >= value_json.data.likelihood_threshold if {_HAS} "
-    "and value_json.data.likelihood_threshold is not none else value_json.data.score >= value_json.data.threshold"
-)
-
-
-def _defect_entities(site: str, dev: str, name: str) -> list[Entity]:
-    return [
-        (
-            "sensor",
-            f"{name}_defect_rate",
-            {
-                "name": f"{name} defect rate",
-                "state_topic": m.topic(site, dev, "metrics"),
-                "state_class": "measurement",
-                "unit_of_measurement": "%",
-                "suggested_display_precision": 2,
-                "value_template": _from_metrics(name, "(p.figures.defect_rate * 100) | round(2)"),
-            },
-        ),
-        (
-            "binary_sensor",
-            f"{name}_last_item_failed",
-            {
-                "name": f"{name} last item failed",
-                "state_topic": m.topic(site, dev, "defect/result"),
-                "device_class": "problem",
-                "value_template": _pick(name, "'OFF' if value_json.data.passed else 'ON'"),
-            },
-        ),
-    ]
-
-
-def _shelf_entities(site: str, dev: str, name: str, zones: list[str]) -> list[Entity]:
-    out: list[Entity] = []
-    for zone in zones:
-        expr = "(value_json.data.zones | selectattr('zone','eq','" + zone + "') | first).count"
-        out.append(
-            (
-                "sensor",
-                f"{name}_{zone}_count",
-                {
-                    "name": f"{name} {zone} facings",
-                    "state_topic": m.topic(site, dev, "shelf/result"),
-                    "state_class": "measurement",
-                    "unit_of_measurement": "facings",
-                    "value_template": _pick(name, expr),
-                },
-            )
-        )
-    return out
-
-
-def _event(site: str, dev: str, name: str, kind: str) -> Entity:
+def _event(site: str, dev: str, name: str, kind: str, types: tuple[str, ...]) -> Entity:
     """Fires on the pipeline's own events; another pipeline's event on the shared topic renders empty (ignored)."""
     fields = "{'event_type': value_json.event, 'subject': value_json.subject, 'severity': value_json.severity}"
     template = "{% if value_json.pipeline == '" + name + "' %}{{ " + fields + " | to_json }}{% endif %}"
@@ -268,7 +134,7 @@ def _event(site: str, dev: str, name: str, kind: str) -> Entity:
         {
             "name": f"{name} events",
             "state_topic": m.topic(site, dev, f"{kind}/event"),
-            "event_types": EVENT_TYPES[kind],
+            "event_types": list(types),
             "value_template": template,
         },
     )

@@ -14,6 +14,7 @@ import numpy as np
 from edge_agent.messages import EventType, ResultData
 from edge_agent.metrics import AgentMetrics
 from edge_agent.runtime.registry import LoadedModel
+from edge_agent.tasks.dashboard import Dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,7 @@ class Task(abc.ABC, Generic[ConfigT, DecodedT]):
     """
 
     kind: ClassVar[str]
+    dashboard: ClassVar[Dashboard] = Dashboard()  # what operators' screens show of this job (entities, events)
     max_batch: int = 1
 
     def __init__(self, config: ConfigT, model: LoadedModel, context: TaskContext) -> None:

@@ -16,8 +16,12 @@ TASKS: dict[str, tuple[str, str]] = {
 }
 
 
+def task_class(kind: str) -> type[Task[Any, Any]]:
+    """The Task class of a task kind (its module imported on first use)."""
+    module_name, attr = TASKS[kind]
+    cls: type[Task[Any, Any]] = getattr(importlib.import_module(module_name), attr)
+    return cls
+
+
 def create_task(config: Any, model: LoadedModel, context: TaskContext) -> Task[Any, Any]:
-    module_name, attr = TASKS[config.kind]
-    cls = getattr(importlib.import_module(module_name), attr)
-    task: Task[Any, Any] = cls(config, model, context)
-    return task
+    return task_class(config.kind)(config, model, context)

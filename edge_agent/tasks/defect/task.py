@@ -14,6 +14,7 @@ from edge_agent.metrics import AgentMetrics
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import EventDraft, Item, Task, TaskContext, TaskOutput
 from edge_agent.tasks.defect.config import DefectTaskConfig
+from edge_agent.tasks.defect.dashboard import DefectDashboard
 from edge_agent.tasks.defect.overlay import bounded_jpeg, defect_box, overlay
 from edge_agent.tasks.defect.scoring import scorer_for
 from edge_agent.tasks.defect.shifts import ShiftCounter, ShiftSchedule, resolve_timezone
@@ -43,6 +44,7 @@ class DefectTask(Task[DefectTaskConfig, DefectDecoded]):
     """Judges one item per inference; per-shift counts go to the metrics the context carries."""
 
     kind = "defect"
+    dashboard = DefectDashboard()
     max_batch = 1
 
     def __init__(self, config: DefectTaskConfig, model: LoadedModel, context: TaskContext) -> None:

@@ -17,6 +17,7 @@ from edge_agent.tasks.base import EventDraft, Item, Task, TaskContext, TaskOutpu
 from edge_agent.tasks.sensor.adaptation import Adapter, BatchStats
 from edge_agent.tasks.sensor.calibration import ExtraTests
 from edge_agent.tasks.sensor.config import SensorAnomalyTaskConfig
+from edge_agent.tasks.sensor.dashboard import SensorDashboard
 from edge_agent.tasks.sensor.decision import HysteresisDecider, Transition
 from edge_agent.tasks.sensor.gauss import isf, sf
 from edge_agent.tasks.sensor.recent import SpanTracker, recent_tracker
@@ -46,6 +47,7 @@ class SensorAnomalyTask(Task[SensorAnomalyTaskConfig, WindowScore]):
     """Scores sensor windows with a reconstruction model and raises debounced anomaly_start/end events."""
 
     kind = "sensor_anomaly"
+    dashboard = SensorDashboard()
 
     def __init__(
         self,

@@ -16,6 +16,7 @@ from edge_agent.tasks.base import Item, Task, TaskContext, TaskOutput
 from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder
 from edge_agent.tasks.preprocess import ImagePreprocessor, Letterbox
 from edge_agent.tasks.shelf.config import ShelfTaskConfig
+from edge_agent.tasks.shelf.dashboard import ShelfDashboard
 from edge_agent.tasks.shelf.draw import render
 from edge_agent.tasks.shelf.logic import ShelfCounter, Zone
 
@@ -77,6 +78,7 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
     """Counts product facings per configured zone and raises low_stock / out_of_stock / restocked events."""
 
     kind = "shelf"
+    dashboard = ShelfDashboard()
     max_batch = 1
 
     def __init__(self, config: ShelfTaskConfig, model: LoadedModel, context: TaskContext) -> None:
