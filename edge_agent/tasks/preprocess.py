@@ -51,9 +51,7 @@ class ImagePreprocessor:
             else (1, self.height, self.width, self.channels)
         )
         self.buffer = np.empty(shape, dtype=np.dtype(spec.dtype))
-        self._filled: Letterbox | None = None  # the letterbox whose bars the buffer holds
-        self._rows: tuple[int, int] | None = None
-        self._placed: tuple[int, int, int, int] | None = None  # where the canvas holds the resized frame
+        self._placed: tuple[int, int, int, int] | None = None  # where canvas and buffer hold the last frame
         n = self.channels
         mean = np.asarray(spec.mean or [0.0] * n, dtype=np.float32)
         std = np.asarray(spec.std or [1.0] * n, dtype=np.float32)
@@ -69,12 +67,10 @@ class ImagePreprocessor:
             frame_bgr = cv2.cvtColor(frame_bgr, cv2.COLOR_GRAY2BGR)
         if frame_bgr.ndim != 3 or frame_bgr.shape[2] != 3 or frame_bgr.size == 0:
             raise DataError(f"frame has shape {frame_bgr.shape}; expected height x width x 3 (BGR)")
-        canvas, box = self._resize(frame_bgr)
+        canvas, box, rows = self._resize(frame_bgr)
         if self.channels == 1 or self.spec.color == "GRAY":
             canvas = cv2.cvtColor(canvas, cv2.COLOR_BGR2GRAY)[..., None]
-        rows = self._rows if self._filled == box else None
         self._normalise_into(canvas, rows)
-        self._filled = box
         return self.buffer, box
 
     def _normalise_into(self, image: np.ndarray, rows: tuple[int, int] | None = None) -> None:
@@ -116,22 +112,24 @@ class ImagePreprocessor:
         if self._add.any():
             buf += self._add
 
-    def _resize(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox]:
+    def _resize(self, frame: np.ndarray) -> tuple[np.ndarray, Letterbox, tuple[int, int] | None]:
+        """The canvas, how the frame was mapped into it, and the rows that alone need normalising (None: all of
+        them): with the frame placed as the one before and bars only above and below, the bars in canvas and
+        buffer are already right."""
         h, w = frame.shape[:2]
         assert self.width is not None and self.height is not None
         if not self.letterbox:
-            self._rows = None
             cv2.resize(frame, (self.width, self.height), dst=self._canvas, interpolation=cv2.INTER_LINEAR)
-            return self._canvas, Letterbox(scale_x=self.width / w, scale_y=self.height / h)
+            return self._canvas, Letterbox(scale_x=self.width / w, scale_y=self.height / h), None
         scale = min(self.width / w, self.height / h)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         px, py = (self.width - nw) // 2, (self.height - nh) // 2
-        self._rows = (py, py + nh) if px == 0 else None  # bars above and below only: the frame's rows are whole
+        rows = (py, py + nh) if px == 0 and self._placed == (px, py, nw, nh) else None
         if self._placed != (px, py, nw, nh):  # the bars stay as they are while frames keep their size
             self._pad_around(px, py, nw, nh)
             self._placed = (px, py, nw, nh)
         cv2.resize(frame, (nw, nh), dst=self._canvas[py : py + nh, px : px + nw], interpolation=cv2.INTER_LINEAR)
-        return self._canvas, Letterbox(scale, scale, float(px), float(py))
+        return self._canvas, Letterbox(scale, scale, float(px), float(py)), rows
 
     def _pad_around(self, px: int, py: int, nw: int, nh: int) -> None:
         """The pad value everywhere outside the resized frame's place (the resize writes the rest)."""
