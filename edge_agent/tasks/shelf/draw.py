@@ -9,6 +9,7 @@ import numpy as np
 
 from edge_agent.messages import ZoneCount
 
+PAD = 4  # pixels drawn past a region's edge: the widest line (2 px, antialiased) shades 2 px beyond its centre
 STATE_COLOURS = {"ok": (60, 200, 60), "low": (0, 190, 255), "out": (40, 40, 230)}  # BGR
 
 
@@ -29,12 +30,23 @@ def draw_zones(
         count = by_name.get(name)
         colour = STATE_COLOURS[count.state] if count else (255, 0, 255)
         pts = np.rint(polygon).astype(np.int32)
+        label = name if count is None else f"{name}: {count.count}" + (f"/{count.capacity}" if count.capacity else "")
+        origin = int(pts[:, 0].min()) + 3, int(pts[:, 1].min()) + 14
+        if not _reaches(image, pts, label, origin):
+            continue  # a zone outside a snapshot's region costs nothing to leave out
         if count is not None and count.state != "ok":
             tint(image, pts, colour)
         cv2.polylines(image, [pts], True, colour, 2, cv2.LINE_AA)
-        label = name if count is None else f"{name}: {count.count}" + (f"/{count.capacity}" if count.capacity else "")
-        x, y = int(pts[:, 0].min()) + 3, int(pts[:, 1].min()) + 14
-        _text(image, label, (x, y), colour)
+        _text(image, label, origin, colour)
+
+
+def _reaches(image: np.ndarray, polygon: np.ndarray, label: str, origin: tuple[int, int]) -> bool:
+    """Whether a zone's outline or label would touch any pixel of the image."""
+    (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 3)
+    x, y, pw, ph = cv2.boundingRect(polygon)
+    left, top = min(x, origin[0]) - PAD, min(y, origin[1] - h) - PAD
+    right, bottom = max(x + pw, origin[0] + w) + PAD, max(y + ph, origin[1] + base) + PAD
+    return right >= 0 and bottom >= 0 and left < image.shape[1] and top < image.shape[0]
 
 
 def tint(image: np.ndarray, polygon: np.ndarray, colour: tuple[int, int, int], alpha: float = 0.25) -> None:
@@ -75,4 +87,29 @@ def render(
     draw_boxes(image, boxes)
     draw_zones(image, polygons, names, counts)
     draw_banner(image, banner)
+    return image
+
+
+def render_region(
+    frame: np.ndarray,
+    region: tuple[int, int, int, int],
+    boxes: np.ndarray,
+    polygons: Sequence[np.ndarray],
+    names: Sequence[str],
+    counts: Sequence[ZoneCount] | None = None,
+) -> np.ndarray:
+    """What `render` draws, cut to `region` (left, top, right, bottom) and drawn on those pixels alone.
+
+    A zone's snapshot then costs the zone's pixels, not the frame's: rendering a whole 1280x720 frame
+    to cut one zone out took 5 ms per event frame. Coordinates are rounded before they are shifted, as
+    `render` rounds them, so the lines fall on the same pixels; OpenCV clips what lies outside.
+    """
+    left, top, right, bottom = region
+    height, width = frame.shape[:2]
+    x0, y0 = max(0, left - PAD), max(0, top - PAD)  # a line just outside the region still shades its edge
+    image: np.ndarray = frame[y0 : min(height, bottom + PAD), x0 : min(width, right + PAD)].copy()
+    shift = np.array([x0, y0], np.int32)
+    draw_boxes(image, np.rint(boxes).astype(np.int32).reshape(-1, 4) - np.tile(shift, 2))
+    draw_zones(image, [np.rint(p).astype(np.int32) - shift for p in polygons], names, counts)
+    image = image[top - y0 : bottom - y0, left - x0 : right - x0]
     return image

@@ -17,7 +17,7 @@ from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder
 from edge_agent.tasks.preprocess import ImagePreprocessor, Letterbox
 from edge_agent.tasks.shelf.config import ShelfTaskConfig
 from edge_agent.tasks.shelf.dashboard import ShelfDashboard
-from edge_agent.tasks.shelf.draw import render
+from edge_agent.tasks.shelf.draw import render, render_region
 from edge_agent.tasks.shelf.logic import ShelfCounter, Zone
 
 logger = logging.getLogger(__name__)
@@ -133,10 +133,9 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         counts, events = self.counter.update(boxes, decoded.width, decoded.height, item.captured_at)
         self._last = (item.data, decoded, counts)
         frame_id = frame_name(item)
-        drawn = self._draw_last() if events else None  # drawn once, cut once per zone that raised an event
         for event in events:
             event.details["frame_id"] = frame_id
-            event.snapshot_jpeg = _zone_jpeg(drawn, event.subject)  # the operator judges a picture of the zone
+            event.snapshot_jpeg = self.zone_snapshot(event.subject)  # the operator judges a picture of the zone
         return TaskOutput(ShelfData(zones=counts, detections=len(decoded.detections), frame_id=frame_id), events)
 
     def set_threshold(self, name: str, value: float) -> None:
@@ -155,9 +154,21 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         drawn = self._draw_last()
         return _jpeg(drawn[0]) if drawn is not None else None
 
-    def zone_snapshot(self, zone_name: str) -> bytes | None:
-        """JPEG of one zone (boxes, outline and counts drawn) cut from the last counted frame."""
-        return _zone_jpeg(self._draw_last(), zone_name)
+    def zone_snapshot(self, zone_name: str, margin: int = 24) -> bytes | None:
+        """JPEG of one zone and `margin` pixels around it (boxes, outlines and counts drawn) from the last
+        counted frame; the whole frame when there is no such zone."""
+        if self._last is None:
+            return None
+        frame, decoded, counts = self._last
+        zones = self.counter.zones(decoded.width, decoded.height)
+        zone = next((z for z in zones if z.config.name == zone_name), None)
+        if zone is None:
+            return self.snapshot()
+        x, y, w, h = cv2.boundingRect(np.asarray(zone.polygon, dtype=np.int32))
+        height, width = frame.shape[:2]
+        region = (max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin))
+        polygons, names = [z.polygon for z in zones], [z.config.name for z in zones]
+        return _jpeg(render_region(frame, region, decoded.detections.boxes, polygons, names, counts))
 
     def _draw_last(self) -> tuple[np.ndarray, list[Zone]] | None:
         """The last counted frame with boxes, zone outlines and counts drawn, and the zones at its size."""
@@ -181,20 +192,6 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
                 metrics.zone_count.labels(self.context.pipeline, zone.zone).set(zone.count)
                 metrics.zone_over_capacity.labels(self.context.pipeline, zone.zone).set(int(zone.over_capacity))
         return {}
-
-
-def _zone_jpeg(drawn: tuple[np.ndarray, list[Zone]] | None, zone_name: str, margin: int = 24) -> bytes | None:
-    """JPEG of one zone and `margin` pixels around it cut from a drawn frame (the whole frame if no such zone)."""
-    if drawn is None:
-        return None
-    image, zones = drawn
-    zone = next((z for z in zones if z.config.name == zone_name), None)
-    if zone is not None:
-        x, y, w, h = cv2.boundingRect(np.asarray(zone.polygon, dtype=np.int32))
-        height, width = image.shape[:2]
-        top, left = max(0, y - margin), max(0, x - margin)
-        image = image[top : min(height, y + h + margin), left : min(width, x + w + margin)]
-    return _jpeg(image)
 
 
 def _jpeg(image: np.ndarray) -> bytes | None:
