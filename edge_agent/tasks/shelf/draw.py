@@ -30,23 +30,12 @@ def draw_zones(
         count = by_name.get(name)
         colour = STATE_COLOURS[count.state] if count else (255, 0, 255)
         pts = np.rint(polygon).astype(np.int32)
-        label = name if count is None else f"{name}: {count.count}" + (f"/{count.capacity}" if count.capacity else "")
-        origin = int(pts[:, 0].min()) + 3, int(pts[:, 1].min()) + 14
-        if not _reaches(image, pts, label, origin):
-            continue  # a zone outside a snapshot's region costs nothing to leave out
         if count is not None and count.state != "ok":
             tint(image, pts, colour)
         cv2.polylines(image, [pts], True, colour, 2, cv2.LINE_AA)
-        _text(image, label, origin, colour)
-
-
-def _reaches(image: np.ndarray, polygon: np.ndarray, label: str, origin: tuple[int, int]) -> bool:
-    """Whether a zone's outline or label would touch any pixel of the image."""
-    (w, h), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, 0.45, 3)
-    x, y, pw, ph = cv2.boundingRect(polygon)
-    left, top = min(x, origin[0]) - PAD, min(y, origin[1] - h) - PAD
-    right, bottom = max(x + pw, origin[0] + w) + PAD, max(y + ph, origin[1] + base) + PAD
-    return right >= 0 and bottom >= 0 and left < image.shape[1] and top < image.shape[0]
+        label = name if count is None else f"{name}: {count.count}" + (f"/{count.capacity}" if count.capacity else "")
+        x, y = int(pts[:, 0].min()) + 3, int(pts[:, 1].min()) + 14
+        _text(image, label, (x, y), colour)
 
 
 def tint(image: np.ndarray, polygon: np.ndarray, colour: tuple[int, int, int], alpha: float = 0.25) -> None:
@@ -111,5 +100,4 @@ def render_region(
     shift = np.array([x0, y0], np.int32)
     draw_boxes(image, np.rint(boxes).astype(np.int32).reshape(-1, 4) - np.tile(shift, 2))
     draw_zones(image, [np.rint(p).astype(np.int32) - shift for p in polygons], names, counts)
-    image = image[top - y0 : bottom - y0, left - x0 : right - x0]
-    return image
+    return image[top - y0 : bottom - y0, left - x0 : right - x0]

@@ -18,7 +18,7 @@ from edge_agent.tasks.preprocess import ImagePreprocessor, Letterbox
 from edge_agent.tasks.shelf.config import ShelfTaskConfig
 from edge_agent.tasks.shelf.dashboard import ShelfDashboard
 from edge_agent.tasks.shelf.draw import render, render_region
-from edge_agent.tasks.shelf.logic import ShelfCounter, Zone
+from edge_agent.tasks.shelf.logic import ShelfCounter
 
 logger = logging.getLogger(__name__)
 
@@ -151,8 +151,12 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
 
     def snapshot(self) -> bytes | None:
         """JPEG of the last counted frame with boxes, zones and counts drawn on it."""
-        drawn = self._draw_last()
-        return _jpeg(drawn[0]) if drawn is not None else None
+        if self._last is None:
+            return None
+        frame, decoded, counts = self._last
+        zones = self.counter.zones(decoded.width, decoded.height)
+        polygons, names = [z.polygon for z in zones], [z.config.name for z in zones]
+        return _jpeg(render(frame, decoded.detections.boxes, polygons, names, counts))
 
     def zone_snapshot(self, zone_name: str, margin: int = 24) -> bytes | None:
         """JPEG of one zone and `margin` pixels around it (boxes, outlines and counts drawn) from the last
@@ -169,17 +173,6 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         region = (max(0, x - margin), max(0, y - margin), min(width, x + w + margin), min(height, y + h + margin))
         polygons, names = [z.polygon for z in zones], [z.config.name for z in zones]
         return _jpeg(render_region(frame, region, decoded.detections.boxes, polygons, names, counts))
-
-    def _draw_last(self) -> tuple[np.ndarray, list[Zone]] | None:
-        """The last counted frame with boxes, zone outlines and counts drawn, and the zones at its size."""
-        if self._last is None:
-            return None
-        frame, decoded, counts = self._last
-        zones = self.counter.zones(decoded.width, decoded.height)
-        image = render(
-            frame, decoded.detections.boxes, [z.polygon for z in zones], [z.config.name for z in zones], counts
-        )
-        return image, zones
 
     def items_label(self) -> str:
         return "frames"
