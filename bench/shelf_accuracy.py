@@ -26,7 +26,7 @@ import numpy as np
 from edge_agent.config import LiteRTConfig, OnnxRuntimeConfig
 from edge_agent.runtime.manifest import load_manifest, write_manifest
 from edge_agent.runtime.registry import load_model
-from edge_agent.tasks.detection import DecodeSpec, Detections, box_iou, get_decoder
+from edge_agent.tasks.detection import DecodeSpec, Detections, box_iou, get_decoder, input_multiple
 from edge_agent.tasks.preprocess import ImagePreprocessor
 from edge_agent.tasks.shelf.compose import Layout, ProductLibrary, Shelf, ShelfComposer
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer, texture_photos
@@ -115,7 +115,9 @@ def match(pred: Detections, truth: np.ndarray, iou: float = 0.5) -> list[tuple[f
     return out
 
 
-def evaluate(model_dir: Path, variant: str, frames: list[Frame], class_agnostic: bool = False) -> dict[str, Any]:
+def evaluate(
+    model_dir: Path, variant: str, frames: list[Frame], class_agnostic: bool = False, square: bool = False
+) -> dict[str, Any]:
     manifest = load_manifest(model_dir)
     fmt = manifest.files[variant].format
     runtime = LiteRTConfig(kind="litert", threads=1) if fmt == "tflite" else OnnxRuntimeConfig(intra_op_threads=1)
@@ -124,14 +126,16 @@ def evaluate(model_dir: Path, variant: str, frames: list[Frame], class_agnostic:
     operating = DecodeSpec.from_manifest(manifest, **overrides)
     low = operating.with_threshold(0.01)  # the whole precision/recall curve for mAP
     decoder = get_decoder(manifest.decoder)
-    pre = ImagePreprocessor(manifest.inputs[0], letterbox=True)
+    # As the shelf task feeds it: a wide frame's bars cut to the largest stride, where the file takes any size.
+    rows = None if square else input_multiple(manifest, model.runtime, operating)
+    pre = ImagePreprocessor(manifest.inputs[0], letterbox=True, row_multiple=rows)
     matches: list[tuple[float, bool]] = []
     errors, predicted, tp, fp, positives, extra = [], [], 0, 0, 0, 0
     on_photos = 0
     for frame in frames:
         image = frame.shelf.image
         buffer, box = pre(image)
-        raw = decoder(model.runtime.run([buffer]), low)[0]
+        raw = decoder(model.runtime.run([buffer]), low.for_input(pre.height, pre.width))[0]
         dets = to_frame(raw, box, image.shape[1], image.shape[0])
         truth = frame.shelf.boxes
         matches += match(dets, truth)
@@ -215,6 +219,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", choices=["plain", "hard", "empty"], default="plain", help="which held-out frames")
     parser.add_argument("--textures", type=Path, nargs="*", help="texture photo folders (kolektorsdd, elpv images)")
     parser.add_argument("--class-agnostic", action="store_true", help="one NMS over all classes (a COCO detector)")
+    square = "pad every frame to the manifest's whole input size, as files of one fixed size need"
+    parser.add_argument("--square", action="store_true", help=square)
     args = parser.parse_args(argv)
     if args.data is not None and not args.data.is_dir():
         print(f"error: --data {args.data} is not a folder", file=sys.stderr)
@@ -222,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     frames = held_out(args.data, args.shelves, args.set, args.textures)
     variants = args.variants or sorted(load_manifest(args.model).files)
-    results = [evaluate(args.model, v, frames, args.class_agnostic) for v in variants]
+    results = [evaluate(args.model, v, frames, args.class_agnostic, args.square) for v in variants]
     fp32 = next((r for r in results if r["variant"].endswith("fp32")), None)
     for r in results:
         if fp32 and fp32["map50"] > 0:

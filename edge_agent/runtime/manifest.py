@@ -175,7 +175,8 @@ def write_manifest(model_dir: Path, manifest: Manifest) -> Path:
 
 
 def shapes_compatible(expected: list[int | None], actual: tuple[int | None, ...] | list[int | None]) -> bool:
-    """A manifest dimension of None matches anything; a model's dynamic dimension matches only None."""
+    """A manifest dimension of None matches anything, and a model's free dimension takes any size the manifest
+    declares (a detector exported for any input size, whose manifest says what frames are fitted into)."""
     if len(expected) != len(actual):
         return False
-    return all(want is None or want == got for want, got in zip(expected, actual))
+    return all(want is None or got is None or want == got for want, got in zip(expected, actual))

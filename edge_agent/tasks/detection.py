@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from edge_agent.errors import ModelError
+from edge_agent.runtime.base import Runtime
 from edge_agent.runtime.manifest import Manifest
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,22 @@ class DecodeSpec:
 
     def with_threshold(self, score: float) -> DecodeSpec:
         return replace(self, score_threshold=score)
+
+    def for_input(self, height: int, width: int) -> DecodeSpec:
+        """The same spec for a model input of this size (a file that takes any size, fed a padded frame)."""
+        if (height, width) == (self.input_height, self.input_width):
+            return self
+        return replace(self, input_height=height, input_width=width)
+
+
+def input_multiple(manifest: Manifest, runtime: Runtime, spec: DecodeSpec) -> int | None:
+    """For a detector whose file takes any input height and width (the manifest's size is then the size frames
+    are fitted into): the multiple to pad frames to, its largest stride. None for a file of one fixed size."""
+    shape = runtime.inputs[0].shape
+    if len(shape) != 4:
+        return None
+    free = (shape[2], shape[3]) if manifest.inputs[0].layout == "NCHW" else (shape[1], shape[2])
+    return max(spec.strides) if free == (None, None) else None
 
 
 # ---------------------------------------------------------------- boxes and NMS

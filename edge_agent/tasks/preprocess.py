@@ -31,27 +31,31 @@ class Letterbox:
 class ImagePreprocessor:
     """Resize (stretch or letterbox), colour order, layout and normalisation in one preallocated buffer."""
 
-    def __init__(self, spec: InputSpec, letterbox: bool = False, pad_value: int = 114) -> None:
+    def __init__(
+        self, spec: InputSpec, letterbox: bool = False, pad_value: int = 114, row_multiple: int | None = None
+    ) -> None:
+        """`row_multiple` (letterbox only, for a model whose file takes any height): the frame is fitted into the
+        manifest's size as always, but the bars above and below are cut to the next multiple of `row_multiple`
+        rows, so a 1280x720 frame fills a 416x256 input rather than 416x416. Columns stay: a portrait frame keeps
+        its bars left and right (the shelf detector, trained on bars there, saw products in tall narrow inputs
+        without them: 0.32 boxes per product-free photo against none)."""
         if spec.layout not in ("NCHW", "NHWC"):
             raise DataError(f"input {spec.name!r}: layout {spec.layout} is not an image layout")
+        if row_multiple is not None and (not letterbox or row_multiple < 1):
+            raise ValueError("row_multiple needs letterbox=True and a positive multiple")
         self.spec = spec
         self.letterbox = letterbox
         self.pad_value = pad_value
+        self.row_multiple = row_multiple
         dims = spec.shape
         if spec.layout == "NCHW":
-            self.channels, self.height, self.width = dims[1] or 3, dims[2], dims[3]
+            self.channels, height, width = dims[1] or 3, dims[2], dims[3]
         else:
-            self.height, self.width, self.channels = dims[1], dims[2], dims[3] or 3
-        if self.height is None or self.width is None:
+            height, width, self.channels = dims[1], dims[2], dims[3] or 3
+        if height is None or width is None:
             raise DataError(f"input {spec.name!r}: image models need a fixed height and width in the manifest")
-        self._canvas = np.full((self.height, self.width, 3), pad_value, dtype=np.uint8)  # frames are BGR
-        shape = (
-            (1, self.channels, self.height, self.width)
-            if spec.layout == "NCHW"
-            else (1, self.height, self.width, self.channels)
-        )
-        self.buffer = np.empty(shape, dtype=np.dtype(spec.dtype))
-        self._placed: tuple[int, int, int, int] | None = None  # where canvas and buffer hold the last frame
+        self.fit_height, self.fit_width = height, width  # frames are fitted into this
+        self._allocate(height, width)
         n = self.channels
         mean = np.asarray(spec.mean or [0.0] * n, dtype=np.float32)
         std = np.asarray(spec.std or [1.0] * n, dtype=np.float32)
@@ -61,6 +65,14 @@ class ImagePreprocessor:
         self._identity = bool((self._mul == 1).all() and (self._add == 0).all())  # raw pixels: a plain copy
         # Frames are BGR; an RGB model reads source channel 2 first.
         self._order = [2, 1, 0] if spec.color == "RGB" and n == 3 else list(range(n))
+
+    def _allocate(self, height: int, width: int) -> None:
+        """Canvas and model buffer of this height and width; the next frame paints its bars afresh."""
+        self.height, self.width = height, width
+        self._canvas = np.full((height, width, 3), self.pad_value, dtype=np.uint8)  # frames are BGR
+        shape = (1, self.channels, height, width) if self.spec.layout == "NCHW" else (1, height, width, self.channels)
+        self.buffer = np.empty(shape, dtype=np.dtype(self.spec.dtype))
+        self._placed: tuple[int, int, int, int] | None = None  # where canvas and buffer hold the last frame
 
     def __call__(self, frame_bgr: np.ndarray) -> tuple[np.ndarray, Letterbox]:
         if frame_bgr.ndim == 2:
@@ -117,12 +129,15 @@ class ImagePreprocessor:
         them): with the frame placed as the one before and bars only above and below, the bars in canvas and
         buffer are already right."""
         h, w = frame.shape[:2]
-        assert self.width is not None and self.height is not None
         if not self.letterbox:
             cv2.resize(frame, (self.width, self.height), dst=self._canvas, interpolation=cv2.INTER_LINEAR)
             return self._canvas, Letterbox(scale_x=self.width / w, scale_y=self.height / h), None
-        scale = min(self.width / w, self.height / h)
+        scale = min(self.fit_width / w, self.fit_height / h)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
+        if self.row_multiple is not None:
+            height = min(self.fit_height, _round_up(nh, self.row_multiple))
+            if height != self.height:
+                self._allocate(height, self.fit_width)
         px, py = (self.width - nw) // 2, (self.height - nh) // 2
         rows = (py, py + nh) if px == 0 and self._placed == (px, py, nw, nh) else None
         if self._placed != (px, py, nw, nh):  # the bars stay as they are while frames keep their size
@@ -138,3 +153,7 @@ class ImagePreprocessor:
         canvas[py + nh :] = self.pad_value
         canvas[py : py + nh, :px] = self.pad_value
         canvas[py : py + nh, px + nw :] = self.pad_value
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple

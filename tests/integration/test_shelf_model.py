@@ -16,9 +16,11 @@ from edge_agent.messages import ShelfData
 from edge_agent.runtime.manifest import load_manifest
 from edge_agent.runtime.registry import LoadedModel, load_model
 from edge_agent.tasks.base import Item, TaskContext, TaskOutput
+from edge_agent.tasks.detection import box_iou, get_decoder
+from edge_agent.tasks.preprocess import ImagePreprocessor
 from edge_agent.tasks.shelf.compose import ProductLibrary, ShelfComposer
 from edge_agent.tasks.shelf.config import ShelfTaskConfig
-from edge_agent.tasks.shelf.task import ShelfTask
+from edge_agent.tasks.shelf.task import ShelfTask, to_frame
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = REPO / "models" / "shelf-detector"
@@ -105,6 +107,25 @@ def test_another_resolution_or_aspect_still_counts() -> None:
     trusted = {z.zone: z.count for z in wide.data.zones if not z.over_capacity}
     assert len(trusted) >= len(small) - 1
     assert trusted == {name: small[name] for name in trusted}
+
+
+@pytest.mark.parametrize("variant", ["onnx-int8", "onnx-fp32"])
+def test_onnx_files_take_a_wide_frame_padded_only_to_the_stride(variant: str) -> None:
+    """The ONNX files take any input size: a 1280x720 frame goes in as 416x256 (not 416x416) and finds the same
+    products as the square letterbox, at the same places."""
+    model = load(variant)
+    task = ShelfTask(demo_config(smoothing_frames=1), model, TaskContext("p", "s", "d"))
+    frame = cv2.resize(frames()[0], (1280, 720))
+    item = Item(frame, 0.0, "test", 0)
+    wide = task.decode(task.run(task.preprocess([item])), [item])[0].detections
+    assert task.preprocessor.buffer.shape == (1, 256, 416, 3)
+    square_pre = ImagePreprocessor(model.manifest.inputs[0], letterbox=True)
+    buffer, box = square_pre(frame)
+    raw = get_decoder(model.manifest.decoder)(model.runtime.run([buffer]), task.spec)[0]
+    square = to_frame(raw, box, 1280, 720)
+    assert len(square) >= 10 and abs(len(wide) - len(square)) <= 1
+    iou = box_iou(wide.boxes, square.boxes).max(axis=1)
+    assert np.median(iou) > 0.95 and (iou > 0.7).mean() >= 0.95
 
 
 def test_snapshot_is_a_jpeg_with_the_zones_drawn() -> None:

@@ -77,3 +77,47 @@ def test_frames_in_a_row_give_what_a_fresh_preprocessor_gives(
         fresh, fresh_box = ImagePreprocessor(spec, letterbox=True)(frame)
         assert box == fresh_box
         np.testing.assert_array_equal(buffer, fresh)
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "model_shape", "pad"),
+    [
+        pytest.param(720, 1280, (256, 416), (0, 11), id="16:9-landscape"),
+        pytest.param(640, 480, (416, 416), (52, 0), id="3:4-portrait-keeps-its-side-bars"),
+        pytest.param(416, 416, (416, 416), (0, 0), id="square"),
+    ],
+)
+def test_row_multiple_cuts_the_bars_above_and_below_to_the_stride(
+    height: int, width: int, model_shape: tuple[int, int], pad: tuple[int, int]
+) -> None:
+    """A file that takes any height gets the frame at the scale the manifest's size gives, with only as many rows of
+    bars as reach the next multiple: the same pixels as the square letterbox, fewer bars."""
+    spec = InputSpec(name="x", shape=[1, 416, 416, 3], layout="NHWC", color="BGR")
+    frame = np.random.default_rng(3).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buffer, box = ImagePreprocessor(spec, letterbox=True, row_multiple=32)(frame)
+    square, square_box = ImagePreprocessor(spec, letterbox=True)(frame)
+    assert buffer.shape[1:3] == model_shape and (box.pad_x, box.pad_y) == pad
+    assert box.scale_x == square_box.scale_x and box.scale_y == square_box.scale_y
+    dy, dx = int(square_box.pad_y - box.pad_y), int(square_box.pad_x - box.pad_x)
+    np.testing.assert_array_equal(buffer[0], square[0, dy : dy + model_shape[0], dx : dx + model_shape[1]])
+    corners = np.array([[0, 0, width, height]], np.float32) * box.scale_x + [box.pad_x, box.pad_y] * 2
+    np.testing.assert_allclose(box.to_frame(corners), [[0, 0, width, height]], atol=1e-3)
+
+
+def test_row_multiple_follows_a_camera_that_changes_resolution() -> None:
+    spec = InputSpec(name="x", shape=[1, 3, 64, 64], layout="NCHW", color="RGB", scale=1 / 255)
+    running = ImagePreprocessor(spec, letterbox=True, row_multiple=16)
+    rng = np.random.default_rng(9)
+    for height, width in ((36, 64), (36, 64), (64, 48), (36, 64)):
+        frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        buffer, box = running(frame)
+        fresh, fresh_box = ImagePreprocessor(spec, letterbox=True, row_multiple=16)(frame)
+        assert box == fresh_box and buffer.shape == fresh.shape
+        np.testing.assert_array_equal(buffer, fresh)
+    assert running.buffer.shape == (1, 3, 48, 64)
+
+
+def test_row_multiple_needs_the_letterbox() -> None:
+    spec = InputSpec(name="x", shape=[1, 64, 64, 3], layout="NHWC", color="BGR")
+    with pytest.raises(ValueError, match="letterbox"):
+        ImagePreprocessor(spec, row_multiple=32)

@@ -13,7 +13,7 @@ from edge_agent.errors import DataError, ModelError
 from edge_agent.messages import ResultData, ShelfData, ZoneCount
 from edge_agent.runtime.registry import LoadedModel
 from edge_agent.tasks.base import Item, Task, TaskContext, TaskOutput
-from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder
+from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder, input_multiple
 from edge_agent.tasks.preprocess import ImagePreprocessor, Letterbox
 from edge_agent.tasks.shelf.config import ShelfTaskConfig
 from edge_agent.tasks.shelf.dashboard import ShelfDashboard
@@ -92,7 +92,9 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
             overrides["iou_threshold"] = config.iou_threshold
         self.spec = DecodeSpec.from_manifest(manifest, **overrides)
         self.counted = counted_classes(config.count_labels, manifest.labels, manifest.name)
-        self.preprocessor = ImagePreprocessor(manifest.inputs[0], letterbox=True)
+        # A file that takes any size gets the bars of a wide frame cut to its largest stride (1280x720: 416x256).
+        rows = input_multiple(manifest, model.runtime, self.spec)
+        self.preprocessor = ImagePreprocessor(manifest.inputs[0], letterbox=True, row_multiple=rows)
         self.counter = ShelfCounter(config)
         self._letterbox = Letterbox(1.0, 1.0)
         self._usable = True
@@ -120,7 +122,8 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
 
     def decode(self, outputs: list[np.ndarray], items: Sequence[Item]) -> list[ShelfFrame]:
         height, width = items[0].data.shape[:2]
-        detections = to_frame(self.decoder(outputs, self.spec)[0], self._letterbox, width, height)
+        spec = self.spec.for_input(self.preprocessor.height, self.preprocessor.width)
+        detections = to_frame(self.decoder(outputs, spec)[0], self._letterbox, width, height)
         if self.counted is not None:
             keep = np.isin(detections.classes, self.counted)
             detections = Detections(detections.boxes[keep], detections.scores[keep], detections.classes[keep])

@@ -54,6 +54,8 @@ SCORE=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['chosen']
 "$PY" models/build/shelf/quantize_yolox.py --model "$OUT" --calibration "$WORK/export/calib.npy"
 "$TF_PY" models/build/shelf/tflite_yolox.py --onnx "$WORK/export/model_nchw.onnx" --calib "$WORK/export/calib.npy" \
     --work "$WORK/tf" --out "$OUT/model.int8.tflite"
+# The ONNX files take any input height (a 1280x720 frame runs as 416x256); the TFLite file stays 416x416.
+"$PY" models/build/shelf/dynamic_input.py "$OUT/model.onnx" "$OUT/model.int8.onnx"
 "$PY" models/build/shelf/yolox_manifest.py --out "$OUT" --add-tflite model.int8.tflite
 for SET in plain hard empty; do
     # shellcheck disable=SC2086

@@ -97,7 +97,7 @@ def focus_as_conv(model: onnx.ModelProto) -> None:
     index = list(graph.node).index(concat)
     graph.node.remove(concat)
     graph.node.insert(index, conv)
-    _drop_dead_nodes(graph)
+    drop_dead_nodes(graph)
 
 
 def _fed_by_input_slices(graph: onnx.GraphProto, node: onnx.NodeProto) -> bool:
@@ -112,7 +112,8 @@ def _fed_by_input_slices(graph: onnx.GraphProto, node: onnx.NodeProto) -> bool:
     return len(node.input) == 4
 
 
-def _drop_dead_nodes(graph: onnx.GraphProto) -> None:
+def drop_dead_nodes(graph: onnx.GraphProto) -> None:
+    """Nodes whose outputs nothing reads, and initializers no node reads (also used by dynamic_input.py)."""
     while True:
         used = {i for n in graph.node for i in n.input} | {o.name for o in graph.output}
         dead = [n for n in graph.node if not any(o in used for o in n.output)]
