@@ -97,27 +97,15 @@ def _shared_constants() -> list[onnx.NodeProto]:
     ]
 
 
-def _replace_constant(graph: onnx.GraphProto, name: str, value: np.ndarray) -> None:
-    """A Constant node's value or an initializer's, whichever holds `name` (quantization turns some into
+def _constant(graph: onnx.GraphProto, name: str) -> onnx.TensorProto:
+    """The tensor of the Constant node or initializer that holds `name` (quantization turns some constants into
     initializers)."""
     for node in graph.node:
         if node.op_type == "Constant" and list(node.output) == [name]:
-            node.attribute[0].t.CopyFrom(numpy_helper.from_array(value, name))
-            return
+            return node.attribute[0].t
     for init in graph.initializer:
         if init.name == name:
-            init.CopyFrom(numpy_helper.from_array(value, name))
-            return
-    raise SystemExit(f"{name}: not in the graph; is this the shelf detector's export?")
-
-
-def _constant_shape(graph: onnx.GraphProto, name: str) -> list[int]:
-    for node in graph.node:
-        if node.op_type == "Constant" and list(node.output) == [name]:
-            return list(node.attribute[0].t.dims)
-    for init in graph.initializer:
-        if init.name == name:
-            return list(init.dims)
+            return init
     raise SystemExit(f"{name}: not in the graph; is this the shelf detector's export?")
 
 
@@ -144,14 +132,11 @@ def _divisor(grid_shape: list[int]) -> list[onnx.NodeProto]:
             "Gather", ["/dynamic/image_shape", "/dynamic/wh_axes"], ["/dynamic/wh"], name="/dynamic/wh", axis=0
         ),
     ]
-    if len(grid_shape) == 2:
-        nodes.append(
-            helper.make_node("Cast", ["/dynamic/wh"], ["/dynamic/size"], name="/dynamic/size", to=TensorProto.FLOAT)
-        )
+    flat = len(grid_shape) == 2  # [cells, 2]: the cast [width, height] divides as it is
+    cast = "/dynamic/size" if flat else "/dynamic/wh_f"
+    nodes.append(helper.make_node("Cast", ["/dynamic/wh"], [cast], name=cast, to=TensorProto.FLOAT))
+    if flat:
         return nodes
-    nodes.append(
-        helper.make_node("Cast", ["/dynamic/wh"], ["/dynamic/wh_f"], name="/dynamic/wh_f", to=TensorProto.FLOAT)
-    )
     nodes.append(_const("/dynamic/wh_shape", np.array([1, 2, 1], np.int64)))
     nodes.append(
         helper.make_node("Reshape", ["/dynamic/wh_f", "/dynamic/wh_shape"], ["/dynamic/size"], name="/dynamic/size")
@@ -173,9 +158,9 @@ def _rewire(graph: onnx.GraphProto, old: str, new: str) -> None:
 def make_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     graph = model.graph
     for name in BOX_RESHAPES:
-        _replace_constant(graph, name, np.array([1, 4, -1], np.int64))
+        _constant(graph, name).CopyFrom(numpy_helper.from_array(np.array([1, 4, -1], np.int64), name))
     for name in SCORE_RESHAPES:
-        _replace_constant(graph, name, np.array([1, -1], np.int64))
+        _constant(graph, name).CopyFrom(numpy_helper.from_array(np.array([1, -1], np.int64), name))
     nodes, grids, strides = _shared_constants(), [], []
     for tag, (source, stride) in enumerate(LEVELS):
         level, grid, column = _level_nodes(source, stride, f"level{tag}")
@@ -185,9 +170,9 @@ def make_dynamic(model: onnx.ModelProto) -> onnx.ModelProto:
     nodes.append(helper.make_node("Concat", grids, ["/dynamic/grid"], name="/dynamic/grid", axis=0))
     nodes.append(helper.make_node("Concat", strides, ["/dynamic/strides"], name="/dynamic/strides", axis=0))
     for name, computed in ((GRID, "/dynamic/grid"), *((name, "/dynamic/strides") for name in STRIDES)):
-        nodes += _in_layout(computed, _constant_shape(graph, name), name)
+        nodes += _in_layout(computed, list(_constant(graph, name).dims), name)
         _rewire(graph, name, name + "/dynamic")
-    nodes += _divisor(_constant_shape(graph, GRID))
+    nodes += _divisor(list(_constant(graph, GRID).dims))
     for node in graph.node:
         if node.op_type == "Div" and node.name in DIVS:
             node.input[1] = "/dynamic/size"
