@@ -4,8 +4,9 @@
         --textures /work/shared/data/kolektorsdd/images /work/shared/data/elpv-mono/images
 
 The choice is made on a validation set of its own seed: hard-composer shelves with held-out products on drawn
-walls and clutter (compose_walls, the kind the training saw, never a photo), plus as many product-free frames
-again (hard shelves left empty and drawn textures filling the frame, one zone over the whole frame). The
+walls and clutter (compose_walls, the kind the training saw, never a photo), half as many close-ups of one to
+three large products (compose_closeup, one zone each; since 2.5.0), plus as many product-free frames as hard
+shelves (hard shelves left empty and drawn textures filling the frame, one zone over the whole frame). The
 threshold kept is the one with the lowest count MAE over all zones of that set, so a false box on clutter costs as
 much as a missed product. The held-out benchmark sets (bench.shelf_accuracy's hard set and its real product-free
 photos) are then only reported at each threshold; they play no part in the choice.
@@ -27,6 +28,7 @@ from edge_agent.runtime.registry import load_model
 from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder
 from edge_agent.tasks.preprocess import ImagePreprocessor
 from edge_agent.tasks.shelf.compose import ProductLibrary, Shelf
+from edge_agent.tasks.shelf.compose_closeup import CloseupComposer, CloseupLayout, package_sprites
 from edge_agent.tasks.shelf.compose_fx import camera
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer
 from edge_agent.tasks.shelf.compose_walls import procedural_texture, texture_bank
@@ -43,10 +45,13 @@ def _whole_frame(image: np.ndarray) -> Shelf:
 
 
 def validation(data: Path, count: int) -> list[Frame]:
-    """`count` hard shelves with products, count / 2 empty hard shelves, count / 2 drawn texture frames."""
+    """`count` hard shelves with products, count / 2 close-ups of one to three products (nothing stocked behind,
+    one zone), count / 2 empty hard shelves, count / 2 drawn texture frames."""
     rng = np.random.default_rng(VALIDATION_SEED)
     hard = HardShelfComposer(ProductLibrary.from_grocery_store(data, split="heldout"), texture_bank(VALIDATION_SEED))
     shelves = [hard.compose(rng) for _ in range(count)]
+    closeup = CloseupComposer(hard, package_sprites(data, "heldout"), CloseupLayout(shelf_behind_p=0.0))
+    shelves += [closeup.compose(rng) for _ in range(count // 2)]
     shelves += [hard.compose(rng, products=False) for _ in range(count // 2)]
     for _ in range(count // 2):
         width = int(rng.integers(640, 1281))

@@ -87,7 +87,7 @@ def _fit(image: np.ndarray, longest: int) -> np.ndarray:
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
-def _iconic_sprite(path: Path) -> Sprite | None:
+def _iconic_sprite(path: Path, longest: int = SPRITE_MAX) -> Sprite | None:
     """Iconic images are products on white: flood-fill the white from the border to get the mask."""
     image = cv2.imread(str(path))
     if image is None:
@@ -102,15 +102,15 @@ def _iconic_sprite(path: Path) -> Sprite | None:
     if len(xs) < 100:
         return None
     crop = (slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1))
-    return Sprite(_fit(image[crop], SPRITE_MAX), _fit(alpha[crop], SPRITE_MAX), path.stem)
+    return Sprite(_fit(image[crop], longest), _fit(alpha[crop], longest), path.stem)
 
 
-def _photo_sprite(image: np.ndarray, name: str) -> Sprite:
+def _photo_sprite(image: np.ndarray, name: str, longest: int = SPRITE_MAX) -> Sprite:
     """A package face cut from the middle of an in-store photo, where the product usually is."""
     h, w = image.shape[:2]
     cw, ch = int(w * 0.45), int(h * 0.6)
     x0, y0 = (w - cw) // 2, (h - ch) // 2
-    crop = _fit(image[y0 : y0 + ch, x0 : x0 + cw].copy(), SPRITE_MAX)
+    crop = _fit(image[y0 : y0 + ch, x0 : x0 + cw].copy(), longest)
     return Sprite(crop, fx.package_alpha(crop.shape[0], crop.shape[1]), name)
 
 

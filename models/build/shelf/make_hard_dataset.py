@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent.tasks.shelf.compose import Layout, ProductLibrary, ShelfComposer, letterbox  # noqa: E402
+from edge_agent.tasks.shelf.compose_closeup import CloseupComposer, package_sprites  # noqa: E402
 from edge_agent.tasks.shelf.compose_fx import camera  # noqa: E402
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer  # noqa: E402
 from edge_agent.tasks.shelf.compose_walls import procedural_texture, texture_bank  # noqa: E402
@@ -33,9 +35,27 @@ SIZE = 416
 SHARD = 100
 
 
-def composers(data: Path, split: str, seed: int) -> tuple[HardShelfComposer, ShelfComposer]:
+@dataclass(frozen=True)
+class Mix:
+    """Shares of the frames: no product at all, close-ups, then hard shelves among the rest (plain otherwise)."""
+
+    empty: float
+    closeup: float
+    hard: float
+
+
+@dataclass(frozen=True)
+class Composers:
+    hard: HardShelfComposer
+    plain: ShelfComposer
+    closeup: CloseupComposer | None
+
+
+def composers(data: Path, split: str, seed: int, closeups: bool) -> Composers:
     library = ProductLibrary.from_grocery_store(data / "grocery-store", split=split)
-    return HardShelfComposer(library, texture_bank(seed)), ShelfComposer(library, Layout())
+    hard = HardShelfComposer(library, texture_bank(seed))
+    closeup = CloseupComposer(hard, package_sprites(data / "grocery-store", split)) if closeups else None
+    return Composers(hard, ShelfComposer(library, Layout()), closeup)
 
 
 def empty_frame(hard: HardShelfComposer, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -49,23 +69,25 @@ def empty_frame(hard: HardShelfComposer, rng: np.random.Generator) -> tuple[np.n
     return image, boxes
 
 
-def frame(
-    hard: HardShelfComposer, plain: ShelfComposer, rng: np.random.Generator, share: float, empty: float
-) -> tuple[np.ndarray, np.ndarray]:
+def frame(c: Composers, rng: np.random.Generator, mix: Mix) -> tuple[np.ndarray, np.ndarray]:
     draw = rng.random()
-    if draw < empty:
-        return empty_frame(hard, rng)
-    shelf = hard.compose(rng) if draw < empty + share * (1 - empty) else plain.compose(rng)
+    if draw < mix.empty:
+        return empty_frame(c.hard, rng)
+    closeup = mix.closeup if c.closeup is not None else 0.0
+    if c.closeup is not None and draw < mix.empty + closeup:
+        shelf = c.closeup.compose(rng)
+    else:  # where the rest of the draw falls (one draw per frame, so seeds give the frames of earlier builds)
+        rest = (draw - mix.empty - closeup) / (1 - mix.empty - closeup)
+        shelf = c.hard.compose(rng) if rest < mix.hard else c.plain.compose(rng)
     return shelf.image, shelf.boxes
 
 
-def write_shard(path: Path, hard: HardShelfComposer, plain: ShelfComposer, seed: int, share: float,
-                empty: float) -> None:  # fmt: skip
+def write_shard(path: Path, c: Composers, seed: int, mix: Mix) -> None:
     rng = np.random.default_rng(seed)
     images = np.empty((SHARD, SIZE, SIZE, 3), np.uint8)
     boxes, offsets = [], [0]
     for i in range(SHARD):
-        image, truth = frame(hard, plain, rng, share, empty)
+        image, truth = frame(c, rng, mix)
         images[i], moved = letterbox(image, truth, SIZE)
         boxes.append(moved)
         offsets.append(offsets[-1] + len(moved))
@@ -83,14 +105,16 @@ def main() -> int:
     parser.add_argument("--split", choices=["train", "heldout"], default="train")
     parser.add_argument("--hard-share", type=float, default=0.75)
     parser.add_argument("--empty-share", type=float, default=0.1, help="frames with no product at all")
+    parser.add_argument("--closeup-share", type=float, default=0.0, help="close-ups: 1-3 large products in front")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    hard, plain = composers(args.data, args.split, args.seed)
+    c = composers(args.data, args.split, args.seed, args.closeup_share > 0)
+    mix = Mix(args.empty_share, args.closeup_share, args.hard_share)
     for k in range((args.count + SHARD - 1) // SHARD):
         path = args.out / f"shard-{args.seed * 1000 + k:06d}.npz"
-        write_shard(path, hard, plain, args.seed * 1000 + k, args.hard_share, args.empty_share)
+        write_shard(path, c, args.seed * 1000 + k, mix)
         print(f"{time.time() - start:7.1f}s wrote {path}", flush=True)
     return 0
 

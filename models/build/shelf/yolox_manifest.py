@@ -57,7 +57,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size", type=int, default=416)
-    parser.add_argument("--version", default="2.4.0")
+    parser.add_argument("--version", default="2.5.0")
     parser.add_argument("--add-tflite", help="record this int8 TFLite file of the folder in the manifest")
     parser.add_argument("--default", default=None, help="default variant to set")
     parser.add_argument("--drop", help="remove this variant (and its file) from the folder")
