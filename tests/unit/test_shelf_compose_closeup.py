@@ -42,3 +42,13 @@ def test_products_behind_stay_labelled_only_where_the_front_ones_leave_them_visi
         others = shot.boxes[~np.all(shot.boxes == front, axis=1)]
         # A product wholly inside the front product's box is hidden by it: it must not be labelled.
         assert not (np.all(others[:, :2] >= front[:2], axis=1) & np.all(others[:, 2:] <= front[2:], axis=1)).any()
+
+
+def test_slabs_of_plain_texture_in_front_are_never_labelled() -> None:
+    composer = _composer(CloseupLayout(shelf_behind_p=0.0, slab_p=1.0))
+    rng = np.random.default_rng(2)
+    shots = [composer.compose(rng) for _ in range(6)]
+    assert all(len(s.boxes) == 0 for s in shots)
+    # The same draws with products in front label them: the slab, not the layout, leaves the frame unlabelled.
+    products = _composer(CloseupLayout(shelf_behind_p=0.0, slab_p=0.0, hand_p=0.0))
+    assert all(len(products.compose(rng).boxes) >= 1 for _ in range(6))

@@ -17,7 +17,7 @@ import numpy as np
 
 from edge_agent.errors import DataError
 from edge_agent.tasks.shelf import compose_fx as fx
-from edge_agent.tasks.shelf.compose import ProductLibrary, Shelf, _iconic_sprite, _in_split, _photo_sprite
+from edge_agent.tasks.shelf.compose import ProductLibrary, Shelf, Sprite, _iconic_sprite, _in_split, _photo_sprite
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer, _rotate
 
 
@@ -31,6 +31,7 @@ class CloseupLayout:
     counts: tuple[float, float, float] = (0.7, 0.2, 0.1)  # chance of 1, 2 or 3 large products
     shelf_behind_p: float = 0.7  # otherwise a drawn wall with clutter and no product behind
     hand_p: float = 0.5
+    slab_p: float = 0.0  # chance that each large thing in front is a plain slab of texture, not a product
     rotation_deg: float = 15.0
     perspective: float = 0.06
 
@@ -69,13 +70,13 @@ class CloseupComposer:
         width = int(rng.integers(lay.width[0], lay.width[1] + 1))
         height = int(width * rng.uniform(*lay.aspect))
         canvas, behind = self._background(rng, width, height)
-        large = np.asarray([self._place(canvas, rng) for _ in range(self._count(rng))], np.float32)
+        placed = [self._place(canvas, rng, rng.random() < lay.slab_p) for _ in range(self._count(rng))]
+        front = np.asarray([box for box, _ in placed], np.float32).reshape(-1, 4)
         hand = fx.draw_occluder(canvas, rng) if rng.random() < lay.hand_p else np.zeros((height, width), np.uint8)
-        boxes = np.concatenate([behind, large])
-        covered = [hand | _rectangles(large[i + 1 :], hand.shape) for i in range(len(large))]
-        shown = [fx.visible_share(hand | _rectangles(large, hand.shape), behind)]  # what the large ones hide
-        shown += [fx.visible_share(mask, large[i : i + 1]) for i, mask in enumerate(covered)]
-        boxes = boxes[np.concatenate(shown) >= 0.5]
+        products = [i for i, (_, product) in enumerate(placed) if product]
+        shown = [fx.visible_share(hand | _rectangles(front, hand.shape), behind)]  # what the things in front hide
+        shown += [fx.visible_share(hand | _rectangles(front[i + 1 :], hand.shape), front[i : i + 1]) for i in products]
+        boxes = np.concatenate([behind, front[products]])[np.concatenate(shown) >= 0.5]
         image, boxes, _ = fx.camera(canvas, rng, boxes, [], lay.perspective)
         image, boxes, _ = _rotate(image, boxes, [], rng.uniform(-lay.rotation_deg, lay.rotation_deg))
         image = self.hard._colour(image, rng)
@@ -99,10 +100,11 @@ class CloseupComposer:
         boxes = shelf.boxes.reshape(-1, 4) * np.array([sx, sy, sx, sy], np.float32)
         return np.ascontiguousarray(image), boxes.astype(np.float32)
 
-    def _place(self, canvas: np.ndarray, rng: np.random.Generator) -> list[float]:
-        """Paste one large product, maybe cut by the frame; returns its box in canvas pixels (unclipped)."""
+    def _place(self, canvas: np.ndarray, rng: np.random.Generator, slab: bool) -> tuple[list[float], bool]:
+        """Paste one large product (or an unlabelled slab of texture, a product's size and shape), maybe cut by
+        the frame; returns its box in canvas pixels (unclipped) and whether it is a product."""
         height, width = canvas.shape[:2]
-        sprite = self.front[int(rng.integers(len(self.front)))]
+        sprite = self._slab(rng) if slab else self.front[int(rng.integers(len(self.front)))]
         aspect = sprite.image.shape[1] / sprite.image.shape[0] * rng.uniform(0.85, 1.15)
         ph = height * rng.uniform(*self.layout.product_height)
         pw = min(ph * aspect, 0.9 * width)
@@ -111,7 +113,19 @@ class CloseupComposer:
         y = rng.uniform(min(0.0, height - ph), max(0.0, height - ph))  # inside the frame, or cut at both ends
         face = fx.prepare_face(sprite, round(pw), round(ph), rng)
         fx.paste(canvas, face, round(x), round(y))
-        return [x, y, x + pw, y + ph]
+        return [x, y, x + pw, y + ph], not slab
+
+    def _slab(self, rng: np.random.Generator) -> Sprite:
+        """A drawn wall texture (metal, wood, fabric, grid) cut like a package: a big plain thing is no product."""
+        photos = self.hard.photos
+        image = photos[int(rng.integers(len(photos)))] if photos else np.full((64, 48, 3), 128, np.uint8)
+        h, w = image.shape[:2]
+        ch, cw = int(h * rng.uniform(0.5, 1.0)), int(w * rng.uniform(0.3, 1.0))
+        y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        crop = np.ascontiguousarray(image[y0 : y0 + ch, x0 : x0 + cw])
+        if rng.random() < 0.5:
+            crop = np.asarray(cv2.cvtColor(cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR))
+        return Sprite(crop, fx.package_alpha(ch, cw), "slab")
 
 
 def _rectangles(boxes: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
 
 from edge_agent.tasks.shelf.compose import Layout, ProductLibrary, ShelfComposer, letterbox  # noqa: E402
-from edge_agent.tasks.shelf.compose_closeup import CloseupComposer, package_sprites  # noqa: E402
+from edge_agent.tasks.shelf.compose_closeup import CloseupComposer, CloseupLayout, package_sprites  # noqa: E402
 from edge_agent.tasks.shelf.compose_fx import camera  # noqa: E402
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer  # noqa: E402
 from edge_agent.tasks.shelf.compose_walls import procedural_texture, texture_bank  # noqa: E402
@@ -51,10 +51,11 @@ class Composers:
     closeup: CloseupComposer | None
 
 
-def composers(data: Path, split: str, seed: int, closeups: bool) -> Composers:
+def composers(data: Path, split: str, seed: int, closeups: bool, slab: float = 0.0) -> Composers:
     library = ProductLibrary.from_grocery_store(data / "grocery-store", split=split)
     hard = HardShelfComposer(library, texture_bank(seed))
-    closeup = CloseupComposer(hard, package_sprites(data / "grocery-store", split)) if closeups else None
+    front = package_sprites(data / "grocery-store", split) if closeups else None
+    closeup = CloseupComposer(hard, front, CloseupLayout(slab_p=slab)) if front else None
     return Composers(hard, ShelfComposer(library, Layout()), closeup)
 
 
@@ -106,11 +107,12 @@ def main() -> int:
     parser.add_argument("--hard-share", type=float, default=0.75)
     parser.add_argument("--empty-share", type=float, default=0.1, help="frames with no product at all")
     parser.add_argument("--closeup-share", type=float, default=0.0, help="close-ups: 1-3 large products in front")
+    parser.add_argument("--slab-share", type=float, default=0.0, help="of the close-ups' large things: plain slabs")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.time()
-    c = composers(args.data, args.split, args.seed, args.closeup_share > 0)
+    c = composers(args.data, args.split, args.seed, args.closeup_share > 0, args.slab_share)
     mix = Mix(args.empty_share, args.closeup_share, args.hard_share)
     for k in range((args.count + SHARD - 1) // SHARD):
         path = args.out / f"shard-{args.seed * 1000 + k:06d}.npz"
