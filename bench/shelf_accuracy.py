@@ -28,7 +28,7 @@ from edge_agent.runtime.manifest import load_manifest, write_manifest
 from edge_agent.runtime.registry import load_model
 from edge_agent.tasks.detection import DecodeSpec, Detections, box_iou, get_decoder, input_multiple
 from edge_agent.tasks.preprocess import ImagePreprocessor
-from edge_agent.tasks.shelf.compose import Layout, ProductLibrary, Shelf, ShelfComposer
+from edge_agent.tasks.shelf.compose import Layout, ProductLibrary, Shelf, ShelfComposer, whole_frame_zone
 from edge_agent.tasks.shelf.compose_closeup import CloseupComposer, CloseupLayout, package_sprites
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer, texture_photos
 from edge_agent.tasks.shelf.logic import points_in_polygon
@@ -77,8 +77,7 @@ def _photo_frame(photo: np.ndarray, rng: np.random.Generator) -> Shelf:
     """A real photo without products at a camera-like size, one zone over the whole frame."""
     width = int(rng.integers(640, 1281))
     image = cv2.resize(photo, (width, int(width * photo.shape[0] / photo.shape[1])))
-    h, w = image.shape[:2]
-    zone = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    zone = whole_frame_zone(image.shape[1], image.shape[0])
     return Shelf(image, np.zeros((0, 4), np.float32), [zone], [0], np.zeros(0, np.int64))
 
 

@@ -25,11 +25,12 @@ import numpy as np
 from edge_agent.config import OnnxRuntimeConfig
 from edge_agent.runtime.manifest import load_manifest
 from edge_agent.runtime.registry import load_model
-from edge_agent.tasks.detection import DecodeSpec, get_decoder
+from edge_agent.tasks.detection import DecodeSpec, box_iou, get_decoder
 from edge_agent.tasks.preprocess import ImagePreprocessor
 from edge_agent.tasks.shelf.compose import _in_split
 from edge_agent.tasks.shelf.task import to_frame
 
+Features = tuple[list[cv2.KeyPoint], np.ndarray | None]  # SIFT key points and descriptors
 MATCH_SIDE = 700  # photos are matched at this longest side (348 px as published: too few features)
 
 
@@ -44,13 +45,13 @@ class Matcher:
     sift: cv2.SIFT
     min_inliers: int
 
-    def features(self, image: np.ndarray) -> tuple[list[cv2.KeyPoint], np.ndarray | None]:
+    def features(self, image: np.ndarray) -> Features:
         return self.sift.detectAndCompute(cv2.cvtColor(image, cv2.COLOR_BGR2GRAY), None)  # type: ignore[return-value]
 
-    def locate(self, icon: np.ndarray, photo: np.ndarray) -> np.ndarray | None:
+    def locate(self, icon: np.ndarray, icon_features: Features, photo: np.ndarray) -> np.ndarray | None:
         """The product's box (xyxy, photo pixels), or None when the match is not trusted."""
         scale = MATCH_SIDE / max(photo.shape[:2])
-        (kp1, d1), (kp2, d2) = self.features(icon), self.features(cv2.resize(photo, None, fx=scale, fy=scale))
+        (kp1, d1), (kp2, d2) = icon_features, self.features(cv2.resize(photo, None, fx=scale, fy=scale))
         if d1 is None or d2 is None or len(kp2) < 2:
             return None
         pairs = [p for p in cv2.BFMatcher().knnMatch(d1, d2, k=2) if len(p) == 2]
@@ -86,7 +87,8 @@ def icon_of(data: Path, photo: Path) -> np.ndarray | None:
     image = cv2.imread(str(path))
     if image is None:
         return None
-    image = cv2.resize(image, None, fx=500 / max(image.shape[:2]), fy=500 / max(image.shape[:2]))
+    scale = 500 / max(image.shape[:2])
+    image = cv2.resize(image, None, fx=scale, fy=scale)
     x, y, w, h = cv2.boundingRect((image.min(axis=2) < 235).astype(np.uint8))
     return image[y : y + h, x : x + w]
 
@@ -94,23 +96,17 @@ def icon_of(data: Path, photo: Path) -> np.ndarray | None:
 def label_photos(data: Path, photos: list[Path], min_inliers: int) -> dict[Path, np.ndarray]:
     """The photographed product's box for every photo whose match is trusted."""
     matcher = Matcher(cv2.SIFT_create(nfeatures=3000), min_inliers)  # type: ignore[attr-defined]
-    icons: dict[str, np.ndarray | None] = {}
+    icons: dict[str, tuple[np.ndarray, Features] | None] = {}  # each class's picture and features, read once
     boxes: dict[Path, np.ndarray] = {}
     for path in photos:
         if path.parent.name not in icons:
-            icons[path.parent.name] = icon_of(data, path)
-        icon, photo = icons[path.parent.name], cv2.imread(str(path))
-        box = matcher.locate(icon, photo) if icon is not None and photo is not None else None
+            icon = icon_of(data, path)
+            icons[path.parent.name] = (icon, matcher.features(icon)) if icon is not None else None
+        known, photo = icons[path.parent.name], cv2.imread(str(path))
+        box = matcher.locate(*known, photo) if known is not None and photo is not None else None
         if box is not None:
             boxes[path] = box
     return boxes
-
-
-def iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    lt, rb = np.maximum(box[:2], boxes[:, :2]), np.minimum(box[2:], boxes[:, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=1)
-    area = np.prod(box[2:] - box[:2]) + np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)
-    return np.asarray(inter / np.maximum(area - inter, 1e-9))
 
 
 @dataclass
@@ -132,7 +128,7 @@ class Tally:
         self.labelled += 1
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         on = np.all((centres > truth[:2]) & (centres < truth[2:]), axis=1)
-        self.found += int(bool(len(boxes)) and bool((iou(truth, boxes) >= 0.5).any()))
+        self.found += int(bool(len(boxes)) and bool((box_iou(truth[None], boxes)[0] >= 0.5).any()))
         self.split += int(on.sum() >= 2)
         self.elsewhere += int((~on).sum())
 

@@ -27,7 +27,7 @@ from edge_agent.runtime.manifest import load_manifest
 from edge_agent.runtime.registry import load_model
 from edge_agent.tasks.detection import DecodeSpec, Detections, get_decoder
 from edge_agent.tasks.preprocess import ImagePreprocessor
-from edge_agent.tasks.shelf.compose import ProductLibrary, Shelf
+from edge_agent.tasks.shelf.compose import ProductLibrary, Shelf, whole_frame_zone
 from edge_agent.tasks.shelf.compose_closeup import CloseupComposer, CloseupLayout, package_sprites
 from edge_agent.tasks.shelf.compose_fx import camera
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer
@@ -39,8 +39,7 @@ THRESHOLDS = [round(t, 2) for t in np.arange(0.25, 0.71, 0.05)]
 
 
 def _whole_frame(image: np.ndarray) -> Shelf:
-    h, w = image.shape[:2]
-    zone = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    zone = whole_frame_zone(image.shape[1], image.shape[0])
     return Shelf(image, np.zeros((0, 4), np.float32), [zone], [0], np.zeros(0, np.int64))
 
 

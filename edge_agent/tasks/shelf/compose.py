@@ -114,6 +114,11 @@ def _photo_sprite(image: np.ndarray, name: str, longest: int = SPRITE_MAX) -> Sp
     return Sprite(crop, fx.package_alpha(crop.shape[0], crop.shape[1]), name)
 
 
+def whole_frame_zone(width: int, height: int) -> np.ndarray:
+    """One zone polygon (4 x 2, frame pixels) over the whole frame."""
+    return np.array([[0, 0], [width, 0], [width, height], [0, height]], np.float32)
+
+
 @dataclass
 class Shelf:
     """One composed frame: BGR image, product boxes (n x 4 xyxy frame pixels) and slot zones."""

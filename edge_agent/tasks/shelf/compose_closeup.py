@@ -17,7 +17,15 @@ import numpy as np
 
 from edge_agent.errors import DataError
 from edge_agent.tasks.shelf import compose_fx as fx
-from edge_agent.tasks.shelf.compose import ProductLibrary, Shelf, Sprite, _iconic_sprite, _in_split, _photo_sprite
+from edge_agent.tasks.shelf.compose import (
+    ProductLibrary,
+    Shelf,
+    Sprite,
+    _iconic_sprite,
+    _in_split,
+    _photo_sprite,
+    whole_frame_zone,
+)
 from edge_agent.tasks.shelf.compose_hard import HardShelfComposer, _rotate
 
 
@@ -82,8 +90,7 @@ class CloseupComposer:
         image = self.hard._colour(image, rng)
         inside = fx.inside_share(boxes, image.shape, 0.5)
         boxes = fx.clip_boxes(boxes, image.shape)[inside]
-        h, w = image.shape[:2]
-        zone = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)  # one zone, the whole frame
+        zone = whole_frame_zone(image.shape[1], image.shape[0])
         return Shelf(image, boxes, [zone], [0], np.zeros(len(boxes), np.int64))
 
     def _count(self, rng: np.random.Generator) -> int:

@@ -55,7 +55,7 @@ def composers(data: Path, split: str, seed: int, closeups: bool, slab: float = 0
     library = ProductLibrary.from_grocery_store(data / "grocery-store", split=split)
     hard = HardShelfComposer(library, texture_bank(seed))
     front = package_sprites(data / "grocery-store", split) if closeups else None
-    closeup = CloseupComposer(hard, front, CloseupLayout(slab_p=slab)) if front else None
+    closeup = CloseupComposer(hard, front, CloseupLayout(slab_p=slab)) if front is not None else None
     return Composers(hard, ShelfComposer(library, Layout()), closeup)
 
 
