@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import importlib
 import json
 import logging
@@ -164,8 +165,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_app(config)
 
 
+# Every wait of App.stop is bounded (about 10 s in all, most of it only with a broker that stops answering). If a
+# stop still takes longer, the stacks of every thread go to stderr and the process ends with status 1: what was
+# produced is in the outbox already (committed before it is sent), and the broker says offline by the last will.
+STOP_DEADLINE_S = 15.0
+
+
 def run_app(config: object, seconds: float = 0.0) -> int:
-    """Start the daemon, stop on SIGTERM/SIGINT (within 5 s), or when every replay has ended."""
+    """Start the daemon, stop on SIGTERM/SIGINT (within STOP_DEADLINE_S), or when every replay has ended."""
     from edge_agent.app import App
     from edge_agent.config import AgentConfig
 
@@ -190,9 +197,13 @@ def run_app(config: object, seconds: float = 0.0) -> int:
             if seconds and waited >= seconds:
                 break
     finally:
-        app.stop()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        faulthandler.dump_traceback_later(STOP_DEADLINE_S, exit=True)
+        try:
+            app.stop()
+        finally:
+            faulthandler.cancel_dump_traceback_later()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
     return 0
 
 

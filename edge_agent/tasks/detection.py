@@ -54,6 +54,7 @@ class DecodeSpec:
     num_classes: int | None = None
     score_threshold: float = 0.25
     iou_threshold: float = 0.5
+    nested_threshold: float | None = None
     pre_nms_top_k: int = 3000
     max_detections: int = 300
     class_agnostic: bool = False
@@ -64,7 +65,7 @@ class DecodeSpec:
 
     @staticmethod
     def from_manifest(manifest: Manifest, **overrides: Any) -> DecodeSpec:
-        """thresholds: score, iou; params: normalized_boxes, pre_nms_top_k, max_detections,
+        """thresholds: score, iou, nested (see `nms`); params: normalized_boxes, pre_nms_top_k, max_detections,
         class_agnostic, label_offset, ssd_outputs (names of the four SSD outputs in order), strides (YOLOX)."""
         spec = manifest.inputs[0]
         if spec.layout == "NCHW" and len(spec.shape) == 4:
@@ -82,6 +83,7 @@ class DecodeSpec:
             "num_classes": len(manifest.labels) or None,
             "score_threshold": manifest.thresholds.get("score", 0.25),
             "iou_threshold": manifest.thresholds.get("iou", 0.5),
+            "nested_threshold": manifest.thresholds.get("nested"),
         }
         for key in ("pre_nms_top_k", "max_detections", "class_agnostic", "normalized_boxes", "label_offset"):
             if key in params:
@@ -164,9 +166,10 @@ class Sweep:
 
 
 def overlapping_pairs(
-    boxes: np.ndarray, iou_threshold: float, sweep: Sweep | None = None
+    boxes: np.ndarray, iou_threshold: float, sweep: Sweep | None = None, nested_threshold: float | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Index pairs (i, j) of xyxy boxes whose IoU exceeds the threshold.
+    """Index pairs (i, j) of xyxy boxes whose IoU exceeds the threshold, or, with `nested_threshold`, where more
+    than that share of the box with the higher index lies inside the other (boxes ranked best first).
 
     Boxes are swept along one axis: a box is compared only with the boxes that start before it ends
     there, so a dense shelf costs about (neighbours x boxes) IoUs instead of a full n x n matrix. The
@@ -186,6 +189,8 @@ def overlapping_pairs(
     area = (s.x2 - s.x1) * (s.y2 - s.y1)
     iou = inter / np.maximum(area[first] + area[second] - inter, 1e-9)
     hit = iou > iou_threshold
+    if nested_threshold is not None:
+        hit |= inter > nested_threshold * np.maximum(area[np.maximum(first, second)], 1e-9)
     return first[hit], second[hit]
 
 
@@ -204,8 +209,14 @@ def nms(
     *,
     class_agnostic: bool = False,
     max_detections: int = 300,
+    nested_threshold: float | None = None,
 ) -> np.ndarray:
     """Indices kept by exact greedy NMS (suppress when IoU > threshold), best score first, ties: lower index first.
+
+    With `nested_threshold` a box is also suppressed when more than that share of its area lies inside a kept
+    box that scores better (a detector's box on one part of a large package, or one package split in two boxes
+    of unequal size, which overlap less than the IoU threshold). SAHI's intersection-over-smaller rule is close;
+    this one asks only of the worse box, so a better small box is never removed by a worse big one around it.
 
     Only boxes that overlap are ever compared (`overlapping_pairs`); classes are kept apart by shifting each
     class along x to its own stretch of the plane. The greedy pass is then decided in a few vectorised rounds
@@ -218,7 +229,8 @@ def nms(
     n = boxes.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    if n < FEW_BOXES and _CV2_NMS is not None:
+    opencv = _CV2_NMS is not None and nested_threshold is None  # OpenCV knows IoU only
+    if n < FEW_BOXES and opencv:
         return _opencv_nms(boxes, scores, classes, iou_threshold, class_agnostic)[:max_detections]
     order = np.argsort(-scores, kind="stable")
     work = boxes[order].astype(np.float32)
@@ -228,9 +240,9 @@ def nms(
         work[:, 0] += shift
         work[:, 2] += shift
     sweep = Sweep.of(work)
-    if sweep.candidates > PAIRS_PER_BOX * n and _CV2_NMS is not None:
+    if sweep.candidates > PAIRS_PER_BOX * n and opencv:
         return _opencv_nms(boxes, scores, classes, iou_threshold, class_agnostic)[:max_detections]
-    a, b = overlapping_pairs(work, iou_threshold, sweep)  # indices are ranks: lower is better
+    a, b = overlapping_pairs(work, iou_threshold, sweep, nested_threshold)  # indices are ranks: lower is better
     kept = greedy_keep(n, np.minimum(a, b), np.maximum(a, b))
     return np.asarray(order[kept][:max_detections], dtype=np.int64)
 
@@ -316,6 +328,7 @@ def select(
         spec.iou_threshold,
         class_agnostic=spec.class_agnostic,
         max_detections=spec.max_detections,
+        nested_threshold=spec.nested_threshold,
     )
     # Fancy indexing copies already; asarray converts only where the dtype differs.
     return Detections(np.asarray(boxes[kept], np.float32), np.asarray(scores[kept], np.float32),

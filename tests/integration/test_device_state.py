@@ -4,9 +4,11 @@ discovery, and commands answered through one table."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -151,3 +153,27 @@ def test_commands_through_one_table(mosquitto: Broker, tmp_path: Path) -> None:
         assert agent.poll() is None
     finally:
         stop_agent(agent)
+
+
+HANGING_STOP = """
+import sys, threading
+import edge_agent.app, edge_agent.cli
+edge_agent.cli.STOP_DEADLINE_S = 2.0
+edge_agent.app.App.stop = lambda self, drain_s=1.5: threading.Event().wait()  # a stop that never returns
+sys.exit(edge_agent.cli.main(["run", sys.argv[1]]))
+"""
+
+
+def test_a_stop_that_hangs_still_ends_the_process_with_the_stacks(tmp_path: Path) -> None:
+    """SIGTERM and a stop that never returns: the process ends after STOP_DEADLINE_S with every thread's stack
+    on stderr, instead of running on until the service manager kills it."""
+    config = agent_config(tmp_path, 1, mqtt={"reconnect_max_s": 1.0})  # no broker there: nothing to wait for
+    with (tmp_path / "agent.log").open("ab") as log:
+        agent = subprocess.Popen([sys.executable, "-c", HANGING_STOP, str(config)], cwd=tmp_path, stdout=log,
+                                 stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
+    wait_log(tmp_path / "agent.log", "status: cls running")
+    started = time.monotonic()
+    code = stop_agent(agent, timeout_s=20)
+    text = (tmp_path / "agent.log").read_text(errors="replace")
+    assert code != 0 and time.monotonic() - started < 15
+    assert "signal 15: stopping" in text and "Thread 0x" in text and "<lambda>" in text

@@ -154,3 +154,15 @@ def test_zones_auto_proposes_one_zone_per_shelf_row(tmp_path: Path, capsys: pyte
     per_row = [sum(v[0] for k, v in truth.items() if k.startswith(f"r{r}-")) for r in (1, 2, 3)]
     assert [z.capacity for z in config.zones] == per_row
     assert cv2.imread(str(render)).shape == (480, 640, 3)
+
+
+def test_nested_threshold_comes_from_the_manifest_config_and_command() -> None:
+    """The shipped model's nested-box rule reaches NMS; the config and `set_threshold nested` override it."""
+    context = TaskContext("p", "s", "d")
+    assert ShelfTask(demo_config(), load(), context).spec.nested_threshold == load_manifest(MODEL).thresholds["nested"]
+    task = ShelfTask(demo_config(nested_threshold=0.8), load(), context)
+    assert task.spec.nested_threshold == 0.8
+    task.set_threshold("nested", 0.7)
+    assert task.spec.nested_threshold == 0.7
+    with pytest.raises(ValueError, match="score, iou and nested"):
+        task.set_threshold("overlap", 0.5)

@@ -91,7 +91,8 @@ def run_agent(config: Path, cwd: Path, timeout_s: float) -> None:
     assert run.returncode == 0, run.stderr[-2000:]
 
 
-def stop_agent(proc: subprocess.Popen[bytes], timeout_s: float = 10.0) -> int:
+def stop_agent(proc: subprocess.Popen[bytes], timeout_s: float = 25.0) -> int:
+    """SIGTERM, then wait past the agent's own stop deadline (edge_agent.cli.STOP_DEADLINE_S)."""
     proc.send_signal(signal.SIGTERM)
     return proc.wait(timeout=timeout_s)
 

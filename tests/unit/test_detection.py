@@ -164,6 +164,46 @@ def test_a_pile_of_large_boxes_and_a_few_boxes_give_the_same_indices() -> None:
             assert kept.tolist() == reference_nms(boxes, scores, ids, 0.6)
 
 
+def reference_nested_nms(boxes: np.ndarray, scores: np.ndarray, iou: float, nested: float) -> list[int]:
+    """Greedy, one class: a box is dropped when a kept box overlaps it by IoU > iou or holds > nested of its area."""
+    keep: list[int] = []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    for i in np.argsort(-scores, kind="stable"):
+        lo, hi = np.maximum(boxes[keep, :2], boxes[i, :2]), np.minimum(boxes[keep, 2:], boxes[i, 2:])
+        inside = np.prod(np.clip(hi - lo, 0, None), axis=1)
+        if not keep or ((box_iou(boxes[[i]], boxes[keep])[0] <= iou) & (inside <= nested * area[i])).all():
+            keep.append(int(i))
+    return keep
+
+
+@pytest.mark.parametrize("count", [FEW_BOXES - 5, 400])
+def test_nested_boxes_are_suppressed_exactly(count: int) -> None:
+    rng = np.random.default_rng(count)
+    xy = rng.uniform(0, 300, (count, 2))
+    boxes = np.concatenate([xy, xy + rng.uniform(5, 90, (count, 2))], 1).astype(np.float32)
+    scores = rng.uniform(0, 1, count).astype(np.float32)
+    kept = nms(boxes, scores, np.zeros(count, np.int64), 0.5, class_agnostic=True, max_detections=1000,
+               nested_threshold=0.6)  # fmt: skip
+    assert kept.tolist() == reference_nested_nms(boxes, scores, 0.5, 0.6)
+    assert len(kept) < len(nms(boxes, scores, np.zeros(count, np.int64), 0.5, max_detections=1000))
+
+
+def test_a_part_inside_a_better_box_goes_but_a_better_part_stays() -> None:
+    """A label box (IoU 0.16 with its package) inside the package's box: dropped only when the package scores
+    better; side-by-side facings that touch are both kept."""
+    package, label, neighbour = [0, 0, 100, 200], [20, 40, 80, 120], [100, 0, 200, 200]
+    boxes = np.array([package, label, neighbour], np.float32)
+    classes = np.zeros(3, np.int64)
+    better_package = np.array([0.9, 0.6, 0.8], np.float32)
+    assert nms(boxes, better_package, classes, 0.5, nested_threshold=0.6).tolist() == [0, 2]
+    assert nms(boxes, better_package, classes, 0.5).tolist() == [0, 2, 1]
+    better_label = np.array([0.6, 0.9, 0.8], np.float32)
+    assert nms(boxes, better_label, classes, 0.5, nested_threshold=0.6).tolist() == [1, 2, 0]
+    shape: list[int | None] = [1, 3, 320, 320]
+    spec = DecodeSpec.from_manifest(manifest("NCHW", shape, thresholds={"score": 0.3, "iou": 0.5, "nested": 0.6}))
+    assert spec.nested_threshold == 0.6 and DecodeSpec.from_manifest(manifest("NCHW", shape)).nested_threshold is None
+
+
 def test_a_long_suppression_chain_is_still_exact() -> None:
     """Boxes in a row, each overlapping the next: every round settles one box only, past MAX_ROUNDS."""
     n = 3 * MAX_ROUNDS

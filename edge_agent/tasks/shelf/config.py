@@ -71,6 +71,13 @@ class ShelfTaskConfig(BaseModel):
         None, gt=0, lt=1, description="Detection score threshold; manifest's if unset."
     )
     iou_threshold: float | None = Field(None, gt=0, lt=1, description="NMS IoU threshold; manifest's if unset.")
+    nested_threshold: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="Drop a box when more than this share of it lies inside a better-scoring box (one package "
+        "seen as a whole and as a part); manifest's if unset (the shipped shelf model: 0.5), none if neither.",
+    )
     smoothing: Literal["median", "hysteresis"] = Field(
         "median",
         description="median: the count is the median of the last smoothing_frames raw counts. hysteresis: the count "

@@ -85,11 +85,9 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         super().__init__(config, model, context)
         manifest = model.manifest
         self.decoder = get_decoder(manifest.decoder)
-        overrides: dict[str, float] = {}
-        if config.score_threshold is not None:
-            overrides["score_threshold"] = config.score_threshold
-        if config.iou_threshold is not None:
-            overrides["iou_threshold"] = config.iou_threshold
+        named = {"score_threshold": config.score_threshold, "iou_threshold": config.iou_threshold,
+                 "nested_threshold": config.nested_threshold}  # fmt: skip
+        overrides = {key: value for key, value in named.items() if value is not None}
         self.spec = DecodeSpec.from_manifest(manifest, **overrides)
         self.counted = counted_classes(config.count_labels, manifest.labels, manifest.name)
         # A file that takes any size gets the bars of a wide frame cut to its largest stride (1280x720: 416x256).
@@ -145,11 +143,13 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         if not 0 < value < 1:
             raise ValueError(f"threshold {name} must be between 0 and 1, got {value}")
         if name == "score":
-            self.spec = self.spec.with_threshold(value)
+            self.spec = replace(self.spec, score_threshold=value)
         elif name == "iou":
             self.spec = replace(self.spec, iou_threshold=value)
+        elif name == "nested":
+            self.spec = replace(self.spec, nested_threshold=value)
         else:
-            raise ValueError(f"task shelf has no threshold {name!r}; it has score and iou")
+            raise ValueError(f"task shelf has no threshold {name!r}; it has score, iou and nested")
         logger.info("pipeline %s: %s threshold set to %s", self.context.pipeline, name, value)
 
     def snapshot(self) -> bytes | None:

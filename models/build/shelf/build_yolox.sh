@@ -81,8 +81,10 @@ TEX="$DATA/kolektorsdd/images $DATA/elpv-mono/images"
 # the held-out hard shelves and real photos are only reported at each threshold (2.2.0: 0.35, as before).
 # shellcheck disable=SC2086
 "$PY" -m bench.shelf_threshold --data "$DATA/grocery-store" --model "$OUT" --textures $TEX --out "$WORK/bench"
-SCORE=$("$PY" -c "import json, sys; print(json.load(open(sys.argv[1]))['chosen'])" "$WORK/bench/shelf_threshold.json")
-"$PY" models/build/shelf/yolox_manifest.py --out "$OUT" --score "$SCORE"
+# Since 2.5.1 it also chooses the nested-box threshold of the NMS (none, 0.5 ... 0.8; 2.5.1: 0.5).
+CHOSEN="import json, sys; c = json.load(open(sys.argv[1])); print(c['chosen'], c['nested'] or '')"
+read -r SCORE NESTED < <("$PY" -c "$CHOSEN" "$WORK/bench/shelf_threshold.json")
+"$PY" models/build/shelf/yolox_manifest.py --out "$OUT" --score "$SCORE" ${NESTED:+--nested "$NESTED"}
 "$PY" models/build/shelf/quantize_yolox.py --model "$OUT" --calibration "$WORK/export/calib.npy"
 "$TF_PY" models/build/shelf/tflite_yolox.py --onnx "$WORK/export/model_nchw.onnx" --calib "$WORK/export/calib.npy" \
     --work "$WORK/tf" --out "$OUT/model.int8.tflite"

@@ -41,7 +41,7 @@ def manifest(out: Path, size: int, version: str) -> Manifest:
         outputs=[TensorSpec(name="output0", shape=[1, 5, cells])],
         decoder="yolov8",
         labels=["product"],
-        thresholds={"score": 0.35, "iou": 0.5},
+        thresholds={"score": 0.35, "iou": 0.5, "nested": 0.5},
         params={"normalized_boxes": True, "pre_nms_top_k": 2000, "max_detections": 300, "class_agnostic": True},
     )
 
@@ -57,11 +57,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--size", type=int, default=416)
-    parser.add_argument("--version", default="2.5.0")
+    parser.add_argument("--version", default="2.5.1")
     parser.add_argument("--add-tflite", help="record this int8 TFLite file of the folder in the manifest")
     parser.add_argument("--default", default=None, help="default variant to set")
     parser.add_argument("--drop", help="remove this variant (and its file) from the folder")
     parser.add_argument("--score", type=float, help="set the score threshold (bench.shelf_threshold's choice)")
+    parser.add_argument("--nested", type=float, help="set the nested-box threshold (bench.shelf_threshold's choice)")
     args = parser.parse_args()
     if args.add_tflite:
         add_tflite(args.out, args.add_tflite)
@@ -74,7 +75,9 @@ def main() -> int:
         write_manifest(args.out, current.model_copy(update={"files": files}))
     if args.score:
         current = load_manifest(args.out)
-        write_manifest(args.out, current.model_copy(update={"thresholds": {**current.thresholds, "score": args.score}}))
+        chosen = {"score": args.score} | ({"nested": args.nested} if args.nested else {})
+        thresholds = {k: v for k, v in current.thresholds.items() if k != "nested"} | chosen
+        write_manifest(args.out, current.model_copy(update={"thresholds": thresholds}))
     if args.default:
         current = load_manifest(args.out)
         write_manifest(args.out, current.model_copy(update={"default_variant": args.default}))
