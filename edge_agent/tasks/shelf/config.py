@@ -76,7 +76,7 @@ class ShelfTaskConfig(BaseModel):
         gt=0,
         le=1,
         description="Drop a box when more than this share of it lies inside a better-scoring box (one package "
-        "seen as a whole and as a part); manifest's if unset (the shipped shelf model: 0.5), none if neither.",
+        "seen as a whole and as a part); manifest's if unset (the shipped shelf model: 0.5); 1 turns the rule off.",
     )
     smoothing: Literal["median", "hysteresis"] = Field(
         "median",
