@@ -76,6 +76,11 @@ class DecodeSpec:
             raise ModelError(f"model {manifest.name!r}: a detector needs an NCHW or NHWC image input")
         if height is None or width is None:
             raise ModelError(f"model {manifest.name!r}: a detector needs a fixed input height and width")
+        for key in ("score", "iou", "nested"):
+            value = manifest.thresholds.get(key)
+            if value is not None and not 0 < value <= 1:
+                raise ModelError(f"model {manifest.name!r}: manifest.yaml thresholds.{key} is {value}; a detector's "
+                                 f"{key} threshold lies above 0 and at most 1")  # fmt: skip
         params = manifest.params
         values: dict[str, Any] = {
             "input_width": width,

@@ -202,6 +202,9 @@ def test_a_part_inside_a_better_box_goes_but_a_better_part_stays() -> None:
     shape: list[int | None] = [1, 3, 320, 320]
     spec = DecodeSpec.from_manifest(manifest("NCHW", shape, thresholds={"score": 0.3, "iou": 0.5, "nested": 0.6}))
     assert spec.nested_threshold == 0.6 and DecodeSpec.from_manifest(manifest("NCHW", shape)).nested_threshold is None
+    for bad in ({"nested": 0.0}, {"iou": 1.5}, {"score": -0.1}):
+        with pytest.raises(ModelError, match=f"thresholds.{next(iter(bad))} is"):
+            DecodeSpec.from_manifest(manifest("NCHW", shape, thresholds=bad))
 
 
 def test_a_long_suppression_chain_is_still_exact() -> None:
