@@ -171,9 +171,14 @@ def test_a_stop_that_hangs_still_ends_the_process_with_the_stacks(tmp_path: Path
     with (tmp_path / "agent.log").open("ab") as log:
         agent = subprocess.Popen([sys.executable, "-c", HANGING_STOP, str(config)], cwd=tmp_path, stdout=log,
                                  stderr=log, env={**os.environ, "PYTHONUNBUFFERED": "1"})  # fmt: skip
-    wait_log(tmp_path / "agent.log", "status: cls running")
-    started = time.monotonic()
-    code = stop_agent(agent, timeout_s=20)
+    try:
+        wait_log(tmp_path / "agent.log", "status: cls running")
+        started = time.monotonic()
+        code = stop_agent(agent, timeout_s=20)
+    finally:
+        if agent.poll() is None:  # the stop deadline failed: do not leave the agent running
+            agent.kill()
+            agent.wait()
     text = (tmp_path / "agent.log").read_text(errors="replace")
     assert code != 0 and time.monotonic() - started < 15
     assert "signal 15: stopping" in text and "Thread 0x" in text and "<lambda>" in text
