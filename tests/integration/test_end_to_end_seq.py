@@ -93,12 +93,21 @@ def produced(workdirs: list[Path]) -> set[str]:
     return {i for w in workdirs if (w / "produced.jsonl").exists() for i in produced_ids(w / "produced.jsonl")}
 
 
-def all_stored(engine: Engine, ids: set[str], timeout_s: float) -> bool:
-    try:
-        wait_until(lambda: stored_count(engine, ids) == len(ids), timeout_s)
-    except AssertionError:
-        return False
-    return True
+def all_stored(engine: Engine, ids: set[str], timeout_s: float, stall_s: float = 60.0) -> bool:
+    """Whether every id reaches the database: waits while the stored count still grows (a backlog of 50,000 results
+    takes minutes on a busy 2-core machine), gives up after `stall_s` without progress or after `timeout_s`. Polls
+    once a second: each poll reads every stored id, which would slow the ingest it waits for."""
+    started = time.monotonic()
+    best, progressed = -1, started
+    while True:
+        count, now = stored_count(engine, ids), time.monotonic()
+        if count == len(ids):
+            return True
+        if count > best:
+            best, progressed = count, now
+        if now - progressed > stall_s or now - started > timeout_s:
+            return False
+        time.sleep(1.0)
 
 
 def settle(engine: Engine, workdirs: list[Path], agents: list[subprocess.Popen[bytes]]) -> set[str]:
@@ -107,13 +116,13 @@ def settle(engine: Engine, workdirs: list[Path], agents: list[subprocess.Popen[b
     A replay can itself overflow the broker's queue limit; roi_service asks again until the gaps close. A device
     stopped before its last messages were replayed is started again: it comes back online, is asked, replays."""
     snapshot = produced(workdirs)
-    assert all_stored(engine, snapshot, 240), f"{len(snapshot) - stored_count(engine, snapshot)} never stored"
+    assert all_stored(engine, snapshot, 900), f"{len(snapshot) - stored_count(engine, snapshot)} never stored"
     for agent in agents:
         assert stop_agent(agent, timeout_s=30) == 0
     ids = produced(workdirs)
     if not all_stored(engine, ids, 20):
         again = [start_agent(w / "agent.yaml") for w in workdirs]
-        complete = all_stored(engine, ids, 120)
+        complete = all_stored(engine, ids, 900)
         for agent in again:
             stop_agent(agent, timeout_s=30)
         assert complete, f"{len(ids) - stored_count(engine, ids)} of {len(ids)} committed results never stored"
