@@ -59,7 +59,8 @@ class Forwarder(threading.Thread):
         self._awaiting_ack = False  # set only while the window is full, so most PUBACKs skip the Event's lock
         self._window = window  # of the current connection: within the broker's Receive Maximum
         self._stop_event = threading.Event()
-        self._cursor = 0
+        self._cursor = 0  # the last row sent of the outbox's own order (resend replays left out)
+        self._replay_cursor = 0  # the last resend replay sent: those go ahead of the backlog
         self._generation = -1
         self._connected_at = 0.0
         self._disconnects_in_flight: dict[int, int] = {}
@@ -134,7 +135,7 @@ class Forwarder(threading.Thread):
             self._disconnects_in_flight[row_id] = self._disconnects_in_flight.get(row_id, 0) + 1
         self._inflight.clear()
         self._acks.clear()
-        self._cursor = 0
+        self._cursor = self._replay_cursor = 0
         self._generation = self.link.generation
         self._window = effective_window(self.window, self.link.receive_maximum)
         self._connected_at = time.time()
@@ -159,20 +160,22 @@ class Forwarder(threading.Thread):
         room = self._window - len(self._inflight)
         if room < self._refill_at:
             return 0  # refill in chunks: one SQLite read per quarter window, not one per PUBACK
-        batch = self.outbox.fetch(self._cursor, room)
+        batch = self.outbox.fetch_replays(self._replay_cursor, room)
+        if len(batch) < room:
+            batch += self.outbox.fetch(self._cursor, room - len(batch), skip_replays=True)
         sent = 0
         stamp = m.SendStamp(m.utcnow())
         limit = min(self.link.max_packet_size or self.outbox.config.max_payload_bytes,
                     self.outbox.config.max_payload_bytes)  # fmt: skip
         for message in batch:
-            self._cursor = message.id
+            self._move_cursor(message, message.id)
             if self._is_poison(message, limit):
                 continue
             replayed = message.replay or message.created < self._connected_at
             payload = stamp.apply(message.payload, replayed)
             info = self.link.publish(message.topic, payload)
             if info is None:  # the connection dropped under us: refetch after the reconnect
-                self._cursor = message.id - 1
+                self._move_cursor(message, message.id - 1)
                 break
             self._inflight[info.mid] = _InFlight(message, self._generation)
             if replayed:
@@ -180,6 +183,12 @@ class Forwarder(threading.Thread):
                 self.outbox.metrics.outbox_replayed.inc()
             sent += 1
         return sent
+
+    def _move_cursor(self, message: StoredMessage, to: int) -> None:
+        if message.replay:
+            self._replay_cursor = to
+        else:
+            self._cursor = to
 
     def _is_poison(self, message: StoredMessage, limit: int) -> bool:
         if len(message.payload) + len(message.topic) + 64 > limit:

@@ -133,6 +133,8 @@ class Outbox:
                 raise sqlite3.DatabaseError(f"integrity check failed: {verdict}")
             db.executescript(_SCHEMA)
             _add_missing_columns(db)
+            # Resend replays go out ahead of the backlog (`fetch_replays`): a small index of them alone.
+            db.execute("CREATE INDEX IF NOT EXISTS messages_replays ON messages(id) WHERE replay = 1")
         except (sqlite3.Error, OSError) as exc:
             raise OutboxError(
                 f"cannot open the outbox {path} (outbox.path): {exc}; check the volume is writable, "
@@ -372,12 +374,21 @@ class Outbox:
 
     # ------------------------------------------------------------ reading and acknowledging
 
-    def fetch(self, after_id: int, limit: int) -> list[StoredMessage]:
+    def fetch(self, after_id: int, limit: int, skip_replays: bool = False) -> list[StoredMessage]:
+        """Rows after `after_id` in the order they were written; `skip_replays` leaves out the resend replays
+        (the forwarder takes those first, with `fetch_replays`)."""
+        only = " AND replay = 0" if skip_replays else ""
+        return self._select(f"WHERE id > ?{only} ORDER BY id LIMIT ?", (after_id, limit))
+
+    def fetch_replays(self, after_id: int, limit: int) -> list[StoredMessage]:
+        """Resend replays after `after_id`: what roi_service asked for again, sent before the rest of a backlog so
+        a gap closes while the device is still catching up."""
+        return self._select("WHERE replay = 1 AND id > ? ORDER BY id LIMIT ?", (after_id, limit))
+
+    def _select(self, where: str, args: tuple[int, int]) -> list[StoredMessage]:
         with self._lock:
-            rows = self._db.execute(
-                "SELECT id, topic, payload, created, replay FROM messages WHERE id > ? ORDER BY id LIMIT ?",
-                (after_id, limit),
-            ).fetchall()
+            query = f"SELECT id, topic, payload, created, replay FROM messages {where}"
+            rows = self._db.execute(query, args).fetchall()
         return [StoredMessage(int(r[0]), str(r[1]), bytes(r[2]), float(r[3]), bool(r[4])) for r in rows]
 
     def ack(self, ids: list[int]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -62,3 +63,33 @@ def test_window_is_the_configured_one_within_a_receive_maximum() -> None:
     assert effective_window(256, 100) == 100 - 8
     assert effective_window(64, 1000) == 64
     assert effective_window(256, 1) == 1
+
+
+def test_resend_replays_go_out_ahead_of_a_backlog(tmp_path: Path) -> None:
+    """roi_service asks again for 20 seqs while 3,000 results wait: the replays reach the broker among the first
+    messages sent, not after the backlog (under a lasting overload they would never close the gap)."""
+    port = free_port()
+    broker = start_mosquitto(tmp_path / "broker", f"listener {port} 127.0.0.1\nallow_anonymous true\n", port)
+    watcher = Collector("127.0.0.1", port, "edge/v1/#")
+    metrics = AgentMetrics(CollectorRegistry())
+    outbox = Outbox(OutboxConfig(path=tmp_path / "outbox.db"), metrics)
+    topic = "edge/v1/lab/dev1/classify/result"
+    outbox.put_many([(topic, f'{{"seq":{s}}}'.encode()) for s in range(1, 21)])
+    outbox.ack([r.id for r in outbox.fetch(0, 100)])  # delivered once, then lost upstream
+    outbox.put_many([(topic, f'{{"seq":{s}}}'.encode()) for s in range(21, 3021)])
+    assert outbox.resend([(1, 20)]).queued == 20
+    config = MqttConfig(host="127.0.0.1", port=port, max_inflight=64)
+    link = MqttLink(config, "dev1", metrics, ("edge/v1/lab/dev1/status", b'{"state":"offline"}'))
+    forwarder = Forwarder(outbox, link, config.max_inflight)
+    try:
+        with forwarding(link, forwarder):
+            assert watcher.wait_until(lambda c: len(c.payloads()) >= 3020, 60), f"{len(watcher.payloads())} arrived"
+            wait_drained(outbox)
+    finally:
+        watcher.stop()
+        broker.stop()
+    order = [json.loads(p)["seq"] for p in watcher.payloads()]
+    assert sorted(order) == list(range(1, 3021))
+    assert max(order.index(s) for s in range(1, 21)) < 64, "every replay within the first window sent"
+    assert [json.loads(p).get("replayed") for p in watcher.payloads()][:20] == [True] * 20
+    outbox.close()

@@ -283,3 +283,18 @@ def test_messages_still_held_in_memory_at_shutdown_are_counted_as_dropped(tmp_pa
     box.close()
     assert held > 0
     assert sample(metrics, "edge_outbox_dropped_total", reason="disk_full") == held
+
+
+def test_replays_are_fetched_apart_from_the_backlog(tmp_path: Path) -> None:
+    """Resend replays are written after the backlog; the forwarder reads them on their own, ahead of it."""
+    box, _ = make(tmp_path)
+    box.put_many([msg(s) for s in range(1, 11)])
+    box.ack([r.id for r in box.fetch(0, 1000)])
+    box.put_many([msg(s) for s in range(11, 511)])
+    assert box.resend([(3, 5)]).queued == 3
+    replays = box.fetch_replays(0, 10)
+    assert [r.payload for r in replays] == [msg(s)[1] for s in (3, 4, 5)] and all(r.replay for r in replays)
+    assert box.fetch_replays(replays[1].id, 10) == replays[2:]
+    fresh = box.fetch(0, 1000, skip_replays=True)
+    assert len(fresh) == 500 and not any(r.replay for r in fresh)
+    assert len(box.fetch(0, 1000)) == 503, "the plain read still returns every row in written order"
