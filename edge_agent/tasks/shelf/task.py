@@ -143,7 +143,7 @@ class ShelfTask(Task[ShelfTaskConfig, ShelfFrame]):
         if not 0 < value < 1:
             raise ValueError(f"threshold {name} must be between 0 and 1, got {value}")
         if name == "score":
-            self.spec = replace(self.spec, score_threshold=value)
+            self.spec = self.spec.with_threshold(value)
         elif name == "iou":
             self.spec = replace(self.spec, iou_threshold=value)
         elif name == "nested":
